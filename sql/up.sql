@@ -1,0 +1,293 @@
+-- membership-notifier: up migration (schema version 1).
+--
+-- Runs as plain SQL, the same text through `psql -v ON_ERROR_STOP=1 -f sql/up.sql` and through
+-- `membership-notifier migrate up`. One transaction; running it again changes nothing.
+--
+-- The mapping onto the application's schema comes from these settings, read once here and
+-- remembered in membership_notifier.settings (a later run without them keeps what is stored):
+--   membership_notifier.table            default public.channel_members
+--   membership_notifier.channel_column   default channel_id
+--   membership_notifier.user_column      default user_id
+--   membership_notifier.xtype_column     default none: xType is null
+--   membership_notifier.channels_table   when set, xType is <channels_table>.<xtype_column>
+--   membership_notifier.channels_key     looked up by channel id in this column (default id)
+-- With psql: psql -c "SET membership_notifier.table = 'app.members'" -f sql/up.sql
+--
+-- The application pays for this in its own transactions, so the triggers are built to add no
+-- new way for them to fail, block or deadlock: they only INSERT into an append-only log
+-- (no unique key but a sequence), read nothing that others lock, run as SECURITY DEFINER so the
+-- application role needs no grants, and send at most one NOTIFY per transaction.
+
+BEGIN;
+-- Two migrations at once would race on CREATE ... IF NOT EXISTS.
+DO $$ BEGIN PERFORM pg_advisory_xact_lock(hashtext('membership_notifier.migrate')); END $$;
+
+CREATE SCHEMA IF NOT EXISTS membership_notifier;
+REVOKE ALL ON SCHEMA membership_notifier FROM PUBLIC;
+
+CREATE TABLE IF NOT EXISTS membership_notifier.settings (
+  singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  schema_version integer NOT NULL,
+  -- Identifies this log in every offset, so that an offset from another database (or from
+  -- before a dump and restore, where transaction ids start over) is refused, not misread.
+  log_id         uuid NOT NULL DEFAULT gen_random_uuid(),
+  member_table   text NOT NULL,
+  channel_column text NOT NULL,
+  user_column    text NOT NULL,
+  xtype_column   text,
+  channels_table text,
+  channels_key   text,
+  -- Every log row pruned so far belongs to a transaction id <= pruned_through: an offset whose
+  -- snapshot does not already cover it can no longer be resumed exactly.
+  pruned_through xid8 NOT NULL DEFAULT '0'
+);
+
+-- The log is the truth; NOTIFY only wakes the sidecar. Rows are never updated.
+CREATE TABLE IF NOT EXISTS membership_notifier.event_log (
+  id          bigint GENERATED ALWAYS AS IDENTITY,
+  xid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  op          "char" NOT NULL CHECK (op IN ('j', 'l', 't')),   -- joined, left, truncated
+  channel_id  text,
+  user_id     text,
+  xtype       text,
+  occurred_at timestamptz NOT NULL,
+  -- One index serves both the commit-safe cursor (ranges of xid) and replica identity;
+  -- a second one would cost every application write.
+  PRIMARY KEY (xid, id)
+);
+
+-- Sidecars waiting for a wake-up (adaptive mode). Unlogged: it is state of live processes.
+CREATE UNLOGGED TABLE IF NOT EXISTS membership_notifier.listener (
+  backend_pid integer PRIMARY KEY,
+  waiting     boolean NOT NULL DEFAULT false
+);
+
+-- Time of a change, distinct and increasing within a transaction (now() is constant there, and
+-- two rows of one statement can share a clock_timestamp() microsecond). Reserves n microseconds.
+CREATE OR REPLACE FUNCTION membership_notifier.claim_time(n bigint) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  last_text text := current_setting('membership_notifier.last_time', true);
+  base timestamptz := clock_timestamp();
+BEGIN
+  IF last_text IS NOT NULL AND last_text <> '' THEN
+    base := greatest(base, last_text::timestamptz + interval '1 microsecond');
+  END IF;
+  PERFORM set_config('membership_notifier.last_time',
+                     (base + (greatest(n, 1) - 1) * interval '1 microsecond')::text, true);
+  RETURN base;
+END $$;
+
+-- Wakes listening sidecars once per transaction. The NOTIFY lock is taken at commit and held
+-- through the WAL flush, serialising every notifying commit in the cluster, so the trigger
+-- notifies only while some sidecar says it is waiting (adaptive), and never when the queue is
+-- filling up (a full queue would make the application's commit fail; sidecars also poll).
+CREATE OR REPLACE FUNCTION membership_notifier.wake() RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF current_setting('membership_notifier.woken', true) = 'y' THEN
+    RETURN;
+  END IF;
+  -- A fresh snapshot per statement (READ COMMITTED) sees a sidecar that armed a moment ago.
+  IF EXISTS (SELECT 1 FROM membership_notifier.listener WHERE waiting)
+     AND pg_notification_queue_usage() < 0.5 THEN
+    PERFORM pg_notify('membership_notifier', '');
+    PERFORM set_config('membership_notifier.woken', 'y', true);
+  END IF;
+END $$;
+
+-- The SQL expression for a row's xType: none, a column of the row, or a column of the
+-- channels table looked up by the row's channel id.
+CREATE OR REPLACE FUNCTION membership_notifier.xtype_expr(
+  row_alias text, p_channel text, p_xtype text, p_channels regclass, p_key text)
+RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN p_xtype IS NULL THEN 'NULL::text'
+    WHEN p_channels IS NULL THEN format('%s.%I::text', row_alias, p_xtype)
+    -- LIMIT 1: a channels key that is not unique must not make the application's write fail.
+    ELSE format('(SELECT c.%I::text FROM %s c WHERE c.%I = %s.%I LIMIT 1)',
+                p_xtype, p_channels, p_key, row_alias, p_channel)
+  END
+$$;
+
+-- Builds the trigger functions for one mapping. Column names are baked into the function
+-- bodies (no dynamic SQL per row); the bodies are test-run once, so a mapping mistake fails
+-- here, in the migration, not later in the application's transactions.
+CREATE OR REPLACE FUNCTION membership_notifier.install_triggers(
+  p_table regclass, p_channel text, p_user text, p_xtype text, p_channels regclass, p_key text,
+  p_recreate boolean)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp SET client_min_messages = warning AS $install$
+DECLARE
+  xt_new text;
+  xt_old text;
+  body text;
+BEGIN
+  xt_new := membership_notifier.xtype_expr('r', p_channel, p_xtype, p_channels, p_key);
+  xt_old := membership_notifier.xtype_expr('OLD', p_channel, p_xtype, p_channels, p_key);
+
+  -- INSERT and DELETE: statement triggers over transition tables, one log INSERT per
+  -- statement. Rows skipped by ON CONFLICT DO NOTHING are not in the transition table.
+  FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
+    EXECUTE format($f$
+      CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s() RETURNS trigger
+      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+      DECLARE base timestamptz := membership_notifier.claim_time(0); n bigint;
+      BEGIN
+        INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+        SELECT %2$L, r.%3$I::text, r.%4$I::text, %5$s,
+               base + (row_number() OVER () - 1) * interval '1 microsecond'
+        FROM changed_rows r;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n > 0 THEN
+          PERFORM membership_notifier.claim_time(n - 1);
+          PERFORM membership_notifier.wake();
+        END IF;
+        RETURN NULL;
+      END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user, xt_new);
+  END LOOP;
+
+  -- UPDATE: a row trigger, because transition tables do not pair old rows with new ones; the
+  -- WHEN clause on the trigger keeps it from firing for updates that leave the pair alone.
+  EXECUTE format($f$
+    CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+    DECLARE base timestamptz := membership_notifier.claim_time(2);
+    BEGIN
+      INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+      VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, base),
+             ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, base + interval '1 microsecond');
+      PERFORM membership_notifier.wake();
+      RETURN NULL;
+    END $b$ $f$, p_channel, p_user, xt_old,
+    membership_notifier.xtype_expr('NEW', p_channel, p_xtype, p_channels, p_key));
+
+  EXECUTE $f$
+    CREATE OR REPLACE FUNCTION membership_notifier.on_truncate() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+    BEGIN
+      INSERT INTO membership_notifier.event_log (op, occurred_at)
+      VALUES ('t', membership_notifier.claim_time(1));
+      PERFORM membership_notifier.wake();
+      RETURN NULL;
+    END $b$ $f$;
+
+  -- Fail now, not in the application's first write, if a column or type does not fit.
+  EXECUTE format('SELECT %s, r.%I::text, r.%I::text FROM %s r WHERE false',
+                 xt_new, p_channel, p_user, p_table);
+
+  -- Re-creating triggers locks the application's table: only do it when something changed.
+  IF NOT p_recreate AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = p_table
+                         AND tgname LIKE 'membership\_notifier\_%') = 4 THEN
+    RETURN;
+  END IF;
+  EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_insert ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_update ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_truncate ON %s', p_table);
+  EXECUTE format('CREATE TRIGGER membership_notifier_insert AFTER INSERT ON %s '
+                 'REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT '
+                 'EXECUTE FUNCTION membership_notifier.on_insert()', p_table);
+  EXECUTE format('CREATE TRIGGER membership_notifier_delete AFTER DELETE ON %s '
+                 'REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT '
+                 'EXECUTE FUNCTION membership_notifier.on_delete()', p_table);
+  EXECUTE format('CREATE TRIGGER membership_notifier_update AFTER UPDATE ON %s FOR EACH ROW '
+                 'WHEN (OLD.%2$I IS DISTINCT FROM NEW.%2$I OR OLD.%3$I IS DISTINCT FROM NEW.%3$I) '
+                 'EXECUTE FUNCTION membership_notifier.on_update()', p_table, p_channel, p_user);
+  EXECUTE format('CREATE TRIGGER membership_notifier_truncate AFTER TRUNCATE ON %s '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION membership_notifier.on_truncate()', p_table);
+END $install$;
+
+-- Prunes log rows older than max_age, a batch at a time, from one sidecar at a time. Deleting
+-- old rows takes no lock that the application's inserts wait for. Returns rows deleted, or -1
+-- when another session is already pruning.
+-- SECURITY DEFINER: the sidecar's role needs EXECUTE on this, not DELETE on the log.
+CREATE OR REPLACE FUNCTION membership_notifier.prune(max_age interval, batch integer DEFAULT 10000)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  deleted bigint;
+  newest xid8;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(hashtext('membership_notifier.prune')) THEN
+    RETURN -1;
+  END IF;
+  WITH doomed AS (
+    SELECT xid, id FROM membership_notifier.event_log
+    WHERE occurred_at < clock_timestamp() - max_age
+    ORDER BY xid, id LIMIT batch
+  ), gone AS (
+    DELETE FROM membership_notifier.event_log e USING doomed d
+    WHERE e.xid = d.xid AND e.id = d.id RETURNING e.xid
+  )
+  SELECT count(*), max(gone.xid) INTO deleted, newest FROM gone;
+  IF newest IS NOT NULL THEN
+    UPDATE membership_notifier.settings SET pruned_through = greatest(pruned_through, newest);
+  END IF;
+  RETURN deleted;
+END $$;
+
+-- Apply the mapping: explicit settings win, then what an earlier run stored, then defaults.
+DO $apply$
+DECLARE
+  s membership_notifier.settings;
+  want_table text;
+  want_channel text;
+  want_user text;
+  want_xtype text;
+  want_channels text;
+  want_key text;
+BEGIN
+  SELECT * INTO s FROM membership_notifier.settings;
+  want_table := coalesce(nullif(current_setting('membership_notifier.table', true), ''),
+                         s.member_table, 'public.channel_members');
+  want_channel := coalesce(nullif(current_setting('membership_notifier.channel_column', true), ''),
+                           s.channel_column, 'channel_id');
+  want_user := coalesce(nullif(current_setting('membership_notifier.user_column', true), ''),
+                        s.user_column, 'user_id');
+  -- xType settings: set (even to '') means "use this"; unset means "keep what is stored".
+  want_xtype := CASE WHEN current_setting('membership_notifier.xtype_column', true) IS NULL
+                     THEN s.xtype_column
+                     ELSE nullif(current_setting('membership_notifier.xtype_column', true), '') END;
+  want_channels := CASE WHEN current_setting('membership_notifier.channels_table', true) IS NULL
+                        THEN s.channels_table
+                        ELSE nullif(current_setting('membership_notifier.channels_table', true), '') END;
+  want_key := coalesce(nullif(current_setting('membership_notifier.channels_key', true), ''),
+                       s.channels_key, 'id');
+  IF want_channels IS NOT NULL AND want_xtype IS NULL THEN
+    RAISE EXCEPTION 'membership_notifier.channels_table needs membership_notifier.xtype_column';
+  END IF;
+  -- Canonical spelling, so that "channel_members" and "public.channel_members" compare equal.
+  want_table := want_table::regclass::text;
+  want_channels := want_channels::regclass::text;
+
+  IF s.member_table IS NOT NULL AND s.member_table IS DISTINCT FROM want_table
+     AND to_regclass(s.member_table) IS NOT NULL THEN
+    EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_insert ON %s', s.member_table);
+    EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', s.member_table);
+    EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_update ON %s', s.member_table);
+    EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_truncate ON %s', s.member_table);
+  END IF;
+
+  PERFORM membership_notifier.install_triggers(want_table::regclass, want_channel, want_user,
+                                               want_xtype, want_channels::regclass, want_key,
+    (s.member_table, s.channel_column, s.user_column, s.xtype_column, s.channels_table, s.channels_key)
+    IS DISTINCT FROM (want_table, want_channel, want_user, want_xtype, want_channels, want_key));
+
+  INSERT INTO membership_notifier.settings AS t
+    (schema_version, member_table, channel_column, user_column, xtype_column, channels_table, channels_key)
+  VALUES (1, want_table, want_channel, want_user, want_xtype, want_channels, want_key)
+  ON CONFLICT (singleton) DO UPDATE SET
+    schema_version = 1, member_table = excluded.member_table,
+    channel_column = excluded.channel_column, user_column = excluded.user_column,
+    xtype_column = excluded.xtype_column, channels_table = excluded.channels_table,
+    channels_key = excluded.channels_key
+  WHERE (t.schema_version, t.member_table, t.channel_column, t.user_column, t.xtype_column,
+         t.channels_table, t.channels_key) IS DISTINCT FROM
+        (1, excluded.member_table, excluded.channel_column, excluded.user_column,
+         excluded.xtype_column, excluded.channels_table, excluded.channels_key);
+  RAISE NOTICE 'membership_notifier: triggers on % (channel %, user %, xType %)', want_table,
+    want_channel, want_user,
+    coalesce(want_channels || '.' || want_xtype, 'column ' || want_xtype, 'none');
+END $apply$;
+
+COMMIT;

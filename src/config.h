@@ -1,0 +1,89 @@
+// Config: every setting of `membership-notifier`, declared once in config.cpp's table with its
+// name, type, default and whether SIGHUP reloads it. Each is a flag (--name), an environment
+// variable (MEMBERSHIP_NOTIFIER_NAME) and a key of the optional config file (--config, INI or
+// TOML, `name = value`); a flag beats the environment, which beats the file.
+#pragma once
+
+#include "jwt.h"
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mn {
+
+enum class WakeMode { notify, adaptive, poll };
+std::optional<WakeMode> parse_wake_mode(std::string_view);
+const char* to_string(WakeMode);
+
+// Where the membership table is and what its columns are called; used by `migrate up`.
+struct Mapping {
+  std::string table = "public.channel_members";
+  std::string channel_column = "channel_id";
+  std::string user_column = "user_id";
+  std::string xtype_column;    // empty: no xType
+  std::string channels_table;  // set: xType is channels_table.xtype_column by channels_key
+  std::string channels_key = "id";
+  // Which of these were given explicitly (a later `migrate up` keeps stored values otherwise).
+  std::vector<std::string> given;
+};
+
+struct Config {
+  // Connection
+  std::string database_url;  // libpq URI or key=value; empty: PG* environment variables
+  std::string listen = "127.0.0.1:8080";
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  bool reuse_port = true;
+
+  // Authentication (reloadable)
+  std::string jwt_algorithm = "HS256";
+  std::string jwt_secret;  // only from MEMBERSHIP_NOTIFIER_JWT_SECRET, never a flag
+  std::string jwt_secret_file;
+  std::string jwt_public_key_file;
+  std::string jwt_audience;
+  std::string jwt_issuer;
+  std::string jwt_user_claim = "sub";
+  bool jwt_require_exp = true;
+  std::chrono::milliseconds jwt_leeway{30000};
+  JwtSettings jwt;  // filled by load(): key material read from the files
+
+  // Limits
+  size_t max_connections = 10000;
+  size_t max_message_bytes = 4096;
+  size_t max_buffered_bytes = 1 << 20;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds ping_interval{25000};
+  std::chrono::milliseconds ping_timeout{20000};
+  std::chrono::milliseconds auth_timeout{10000};  // Socket.IO: time to send CONNECT
+
+  // The log and how the sidecar is woken
+  std::string wake_mode_name = "notify";
+  WakeMode wake_mode = WakeMode::notify;
+  std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds retention{24 * 3600 * 1000};
+  std::chrono::milliseconds prune_interval{60000};
+  std::chrono::milliseconds db_timeout{5000};  // a query or connect unanswered this long: reconnect
+  std::chrono::milliseconds reconnect_max{10000};
+
+  std::string log_level = "info";
+  std::string config_file;
+};
+
+// "250ms", "5s", "10m", "24h", "1d"; a bare number is milliseconds.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view);
+std::string format_duration(std::chrono::milliseconds);
+
+// Registers every `serve` option on `app`, writing into `cfg`.
+void register_serve_options(CLI::App& app, Config& cfg);
+void register_mapping_options(CLI::App& app, Mapping& mapping);
+void register_database_option(CLI::App& app, std::string& database_url);
+
+// Checks values and reads key files after parsing. Returns one line per problem; empty: valid.
+std::vector<std::string> load(Config& cfg);
+
+}  // namespace mn

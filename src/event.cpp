@@ -1,0 +1,86 @@
+#include "event.h"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+
+namespace mn {
+namespace {
+
+// Ids and xTypes come from the application's data: any byte string PostgreSQL's text type
+// holds. nlohmann refuses invalid UTF-8 by throwing; a client must get valid JSON, so such
+// a value is an unmappable row, not a crash.
+bool valid_field(const std::optional<std::string>& v, size_t max_len) {
+  return v && !v->empty() && v->size() <= max_len;
+}
+
+}  // namespace
+
+std::string format_utc_micros(int64_t micros) {
+  int64_t secs = micros / 1000000;
+  int64_t frac = micros % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    secs -= 1;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(frac));
+  return buf;
+}
+
+MapOutcome map_row(const LogRow& row) {
+  MapOutcome out;
+  Event ev;
+  ev.id = row.id;
+  ev.xid = row.xid;
+  if (row.op == "t") {
+    ev.kind = EventKind::truncated;
+    out.event = std::move(ev);
+    return out;
+  }
+  if (row.op == "j") {
+    ev.kind = EventKind::joined;
+    ev.name = "channel.joined";
+  } else if (row.op == "l") {
+    ev.kind = EventKind::left;
+    ev.name = "channel.left";
+  } else {
+    out.error = "unknown op '" + row.op.substr(0, 8) + "'";
+    return out;
+  }
+  constexpr size_t kMaxId = 1024;
+  if (!valid_field(row.channel_id, kMaxId)) {
+    out.error = "channel id missing, empty or longer than 1024 bytes";
+    return out;
+  }
+  if (!valid_field(row.user_id, kMaxId)) {
+    out.error = "user id missing, empty or longer than 1024 bytes";
+    return out;
+  }
+  if (row.xtype && row.xtype->size() > kMaxId) {
+    out.error = "xType longer than 1024 bytes";
+    return out;
+  }
+  try {
+    nlohmann::ordered_json data = {
+        {"channelId", *row.channel_id},
+        {"userId", *row.user_id},
+        {"xType", row.xtype ? nlohmann::ordered_json(*row.xtype) : nlohmann::ordered_json(nullptr)},
+        {"occurredAt", format_utc_micros(row.occurred_at_us)},
+    };
+    ev.data_json = data.dump();  // throws type_error 316 on invalid UTF-8
+  } catch (const nlohmann::json::exception& e) {
+    out.error = std::string("cannot encode as JSON: ") + e.what();
+    return out;
+  }
+  ev.user_id = *row.user_id;
+  out.event = std::move(ev);
+  return out;
+}
+
+}  // namespace mn

@@ -1,0 +1,222 @@
+#include "event_log_reader.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+namespace mn {
+namespace {
+
+template <typename T>
+bool parse_int(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+const char* EventLogReader::read_sql() {
+  // One statement, one snapshot: the rows returned are exactly those visible now and not in
+  // $1, and pg_current_snapshot() is the snapshot they were read with.
+  return "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
+         "       (extract(epoch FROM e.occurred_at) * 1000000)::bigint"
+         "  FROM (SELECT pg_current_snapshot() AS snap) s"
+         "  LEFT JOIN LATERAL ("
+         "    SELECT * FROM membership_notifier.event_log l"
+         "     WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
+         "        OR l.xid IN (SELECT pg_snapshot_xip($1::pg_snapshot))) e ON true"
+         " ORDER BY e.id";
+}
+
+std::optional<LogRow> EventLogReader::parse_row(const PgResult& r, int i) {
+  LogRow row;
+  if (r.is_null(i, 1) || r.is_null(i, 2) || r.is_null(i, 3) || r.is_null(i, 7)) return std::nullopt;
+  if (!parse_int(r.get(i, 1), row.id) || !parse_int(r.get(i, 2), row.xid) ||
+      !parse_int(r.get(i, 7), row.occurred_at_us))
+    return std::nullopt;
+  row.op = std::string(r.get(i, 3));
+  row.channel_id = r.get_opt(i, 4);
+  row.user_id = r.get_opt(i, 5);
+  row.xtype = r.get_opt(i, 6);
+  return row;
+}
+
+EventLogReader::EventLogReader(asio::io_context& io, const Config& cfg, BatchHandler on_batch)
+    : io_(io), cfg_(cfg), on_batch_(std::move(on_batch)), reconnect_timer_(io), poll_timer_(io),
+      rng_(std::random_device{}()) {}
+
+EventLogReader::~EventLogReader() { stop(); }
+
+void EventLogReader::start() {
+  stopped_ = false;
+  connect();
+}
+
+void EventLogReader::stop() {
+  stopped_ = true;
+  ready_ = false;
+  reconnect_timer_.cancel();
+  poll_timer_.cancel();
+  if (conn_) conn_->close();
+  conn_.reset();
+}
+
+void EventLogReader::connect() {
+  if (stopped_) return;
+  conn_ = PgConnection::create(io_);
+  auto conn = conn_;
+  conn->connect(cfg_.database_url, "membership-notifier listener", cfg_.db_timeout,
+                [this, conn](const std::string& err) {
+                  if (conn != conn_) return;
+                  if (!err.empty()) return schedule_reconnect("connect failed: " + err);
+                  on_connected();
+                });
+}
+
+void EventLogReader::on_connected() {
+  auto conn = conn_;
+  conn->on_failure([this, conn](const std::string& reason) {
+    if (conn == conn_) lost(reason);
+  });
+  conn->on_notification([this](const std::string&, const std::string&) {
+    ++stats_.notifications;
+    wake();
+  });
+  // A standby cannot take our LISTEN's wake-ups (no NOTIFY there) and lags: refuse it, so a
+  // multi-host URL with target_session_attrs=read-write moves on to the new primary.
+  conn->query(
+      "SELECT pg_is_in_recovery(), (SELECT log_id::text FROM membership_notifier.settings),"
+      "       pg_current_snapshot()::text",
+      {},
+      [this, conn](PgResult r) {
+        if (conn != conn_) return;
+        if (!r.ok()) {
+          bool missing = r.error().find("membership_notifier") != std::string::npos;
+          return lost(missing ? "schema membership_notifier not found: run `membership-notifier migrate up`"
+                              : r.error());
+        }
+        if (r.get(0, 0) == "t") return lost("server is a standby (in recovery)");
+        if (r.is_null(0, 1)) return lost("membership_notifier.settings is empty: run `migrate up`");
+        std::string id(r.get(0, 1));
+        if (!log_id_.empty() && id != log_id_) {
+          spdlog::warn("event log changed ({} -> {}): a restored or different database; "
+                       "clients will resynchronise", log_id_, id);
+          cursor_.reset();
+          pending_reset_ = true;
+        }
+        log_id_ = id;
+        // First start: begin at the present. Clients that were away resume by their own
+        // offsets; the process itself has nothing to catch up on.
+        if (!cursor_) cursor_ = PgSnapshot::parse(r.get(0, 2));
+        if (!cursor_) return lost("unparseable snapshot from server");
+        subscribe();
+      });
+}
+
+void EventLogReader::subscribe() {
+  auto conn = conn_;
+  if (cfg_.wake_mode != WakeMode::poll) {
+    conn->query("LISTEN membership_notifier", {}, [this, conn](PgResult r) {
+      if (conn == conn_ && !r.ok()) lost("LISTEN failed: " + r.error());
+    });
+    // The triggers notify only while some sidecar says it is waiting. Rows left by sidecars
+    // that died are removed here, so a crashed instance does not keep the triggers notifying.
+    conn->query(
+        "WITH gone AS (DELETE FROM membership_notifier.listener l WHERE NOT EXISTS "
+        "  (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid)) "
+        "INSERT INTO membership_notifier.listener (backend_pid, waiting) "
+        "VALUES (pg_backend_pid(), true) ON CONFLICT (backend_pid) DO UPDATE SET waiting = true",
+        {}, [this, conn](PgResult r) {
+          if (conn == conn_ && !r.ok()) lost("registering as listener failed: " + r.error());
+        });
+  }
+  // Queued after LISTEN: whatever commits from here on either is in this read or wakes us.
+  read();
+}
+
+void EventLogReader::lost(const std::string& reason) {
+  if (ready_) ++stats_.disconnects;
+  schedule_reconnect(reason);
+}
+
+void EventLogReader::schedule_reconnect(const std::string& reason) {
+  ready_ = false;
+  reading_ = false;
+  dirty_ = false;
+  poll_timer_.cancel();
+  if (conn_) conn_->close();
+  conn_.reset();
+  if (stopped_) return;
+  // Capped exponential backoff with jitter, so a fleet of sidecars does not reconnect in step.
+  auto cap = std::max<int64_t>(cfg_.reconnect_max.count(), 100);
+  int64_t base = std::min<int64_t>(cap, int64_t{100} << std::min(attempt_, 16));
+  ++attempt_;
+  auto delay = std::uniform_int_distribution<int64_t>(base / 2, base)(rng_);
+  spdlog::warn("database: {}; reconnecting in {} ms", reason, delay);
+  reconnect_timer_.expires_after(std::chrono::milliseconds(delay));
+  reconnect_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) connect();
+  });
+}
+
+void EventLogReader::wake() {
+  if (reading_) {
+    dirty_ = true;
+    return;
+  }
+  read();
+}
+
+void EventLogReader::read() {
+  if (!conn_ || stopped_ || !cursor_) return;
+  reading_ = true;
+  auto conn = conn_;
+  // The cursor is set by the first query on this connection, queued ahead of this one.
+  conn->query(read_sql(), {cursor_->to_string()}, [this, conn](PgResult r) {
+    if (conn == conn_) on_read(std::move(r));
+  }, cfg_.db_timeout);
+}
+
+void EventLogReader::on_read(PgResult r) {
+  reading_ = false;
+  if (!r.ok()) return lost("reading the event log failed: " + r.error());
+  if (r.rows() < 1) return lost("reading the event log returned no snapshot");
+  auto to = PgSnapshot::parse(r.get(0, 0));
+  if (!to) return lost("unparseable snapshot from server");
+  Batch batch;
+  batch.from = cursor_ ? *cursor_ : *to;
+  batch.to = *to;
+  batch.reset = std::exchange(pending_reset_, false);
+  batch.log_id = log_id_;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (r.is_null(i, 1)) continue;  // LEFT JOIN with no rows
+    if (auto row = parse_row(r, i)) batch.rows.push_back(std::move(*row));
+    else spdlog::error("event log row {} cannot be parsed; skipped", i);
+  }
+  cursor_ = batch.to;
+  ++stats_.reads;
+  stats_.rows += batch.rows.size();
+  if (!batch.rows.empty() || batch.reset) on_batch_(batch);
+  if (!ready_) {
+    ready_ = true;
+    attempt_ = 0;
+    ++stats_.connects;
+    spdlog::info("database: listening on {} (pid {}), caught up at snapshot {}",
+                 conn_ ? conn_->server_address() : "?", conn_ ? conn_->backend_pid() : 0,
+                 cursor_->to_string());
+    if (on_ready_) on_ready_();
+  }
+  if (std::exchange(dirty_, false)) return read();
+  schedule_poll(cfg_.poll_interval);
+}
+
+void EventLogReader::schedule_poll(std::chrono::milliseconds after) {
+  // Also the round-trip probe: a read that goes unanswered for db_timeout breaks the
+  // connection, so a half-open one is noticed within poll_interval + db_timeout.
+  poll_timer_.expires_after(after);
+  poll_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec && !reading_) read();
+  });
+}
+
+}  // namespace mn

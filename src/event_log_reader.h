@@ -1,0 +1,104 @@
+// EventLogReader: the listener. Keeps one connection to the primary, LISTENs for wake-ups and
+// reads membership_notifier.event_log with a cursor that cannot skip a row.
+//
+// Why a snapshot and not "id > last id": ids are taken before commit, so a transaction holding
+// id 7 can commit after one holding id 9 has been read; "id > 9" would never return 7. The
+// cursor is instead the pg_snapshot of the previous read: the next read returns exactly the
+// rows that snapshot could not see (xid >= its xmax, or xid among its in-progress list), i.e.
+// every transaction that committed since, whatever its ids. Rows within a batch are ordered
+// by id, which orders dependent changes of one pair (a change to a row is logged after the
+// transaction that made the row committed).
+//
+// On (re)connect: LISTEN first, then read from the cursor, then ready. Environmental failures
+// (server gone, standby, migration missing, timeouts) mean: log, back off with jitter, retry.
+// Single-threaded: all calls and callbacks on the io_context's thread.
+#pragma once
+
+#include "config.h"
+#include "event.h"
+#include "pg_connection.h"
+#include "pg_snapshot.h"
+
+#include <asio.hpp>
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace mn {
+
+// Rows that committed between two reads, in id order. `reset` means the cursor could not
+// continue (first read against a different log: restored or another database): clients must
+// resynchronise from the current state.
+struct Batch {
+  PgSnapshot from;
+  PgSnapshot to;
+  std::vector<LogRow> rows;
+  std::string log_id;
+  bool reset = false;
+};
+
+struct ReaderStats {
+  uint64_t connects = 0;
+  uint64_t disconnects = 0;
+  uint64_t reads = 0;
+  uint64_t rows = 0;
+  uint64_t notifications = 0;
+};
+
+class EventLogReader {
+ public:
+  using BatchHandler = std::function<void(const Batch&)>;
+  using ReadyHandler = std::function<void()>;
+
+  EventLogReader(asio::io_context& io, const Config& cfg, BatchHandler on_batch);
+  ~EventLogReader();
+
+  void start();
+  void stop();
+  // Called once the first catch-up after a connect is done (every time it becomes ready).
+  void on_ready(ReadyHandler h) { on_ready_ = std::move(h); }
+
+  bool ready() const { return ready_; }
+  const std::string& log_id() const { return log_id_; }
+  const std::optional<PgSnapshot>& position() const { return cursor_; }
+  const ReaderStats& stats() const { return stats_; }
+
+  // The SQL that returns the rows a snapshot ($1) could not see, plus the current snapshot.
+  static const char* read_sql();
+  // Parses one result row of read_sql() (columns 1..7); nullopt when malformed.
+  static std::optional<LogRow> parse_row(const PgResult& r, int row);
+
+ private:
+  void connect();
+  void on_connected();
+  void subscribe();
+  void lost(const std::string& reason);
+  void schedule_reconnect(const std::string& reason);
+  void read();
+  void on_read(PgResult r);
+  void schedule_poll(std::chrono::milliseconds after);
+  void wake();
+
+  asio::io_context& io_;
+  const Config& cfg_;
+  BatchHandler on_batch_;
+  ReadyHandler on_ready_;
+  std::shared_ptr<PgConnection> conn_;
+  asio::steady_timer reconnect_timer_;
+  asio::steady_timer poll_timer_;
+  std::mt19937 rng_;
+  int attempt_ = 0;
+  bool stopped_ = true;
+  bool ready_ = false;
+  bool reading_ = false;
+  bool dirty_ = false;  // woken while a read was in flight: read again after it
+  std::string log_id_;
+  std::optional<PgSnapshot> cursor_;
+  bool pending_reset_ = false;
+  ReaderStats stats_;
+};
+
+}  // namespace mn

@@ -1,0 +1,84 @@
+// History: what a client gets before it goes live. Either a replay of the log rows of its user
+// that its offset has not seen, or a snapshot of its user's current memberships. Both come
+// with the PostgreSQL snapshot they were read in, which the hub uses to join them to the live
+// stream without a gap and without applying anything twice.
+//
+// Runs on its own connection (the listener's connection stays free for wake-ups), connected
+// on demand and again after a failure. Snapshot requests made in the same loop turn are
+// answered by one query, so a thousand clients reconnecting at once cost one round trip per
+// thousand, not a thousand. Single-threaded: calls and callbacks on the io_context's thread.
+#pragma once
+
+#include "config.h"
+#include "event.h"
+#include "offset.h"
+#include "pg_connection.h"
+#include "plain_protocol.h"
+
+#include <asio.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mn {
+
+struct ReplayResult {
+  std::string error;       // non-empty: the query could not be made (database unavailable)
+  bool resumable = false;  // false: the offset is past retention, from another log, or a
+                           // TRUNCATE lies in the gap; the client needs a snapshot instead
+  std::string why_not;     // for the log line when not resumable
+  PgSnapshot now;
+  std::vector<LogRow> rows;  // the user's unseen rows, id order, all visible in `now`
+  std::string log_id;
+};
+
+struct SnapshotResult {
+  std::string error;
+  PgSnapshot now;
+  std::unordered_map<std::string, std::vector<Membership>> by_user;
+  std::string log_id;
+};
+
+class History {
+ public:
+  using ReplayHandler = std::function<void(ReplayResult)>;
+  using SnapshotHandler = std::function<void(const SnapshotResult&)>;
+
+  History(asio::io_context& io, const Config& cfg);
+  ~History();
+  void stop();
+
+  void replay(const std::string& user_id, const Offset& from, ReplayHandler done);
+  void snapshot(const std::string& user_id, SnapshotHandler done);
+
+  // Whether a user id can exist in the membership table's user column (a token's `sub` of
+  // "abc" can never match a uuid column, and must not make the whole batched query fail).
+  static bool fits_column_type(const std::string& type_name, const std::string& user_id);
+
+ private:
+  struct PendingSnapshot {
+    std::string user_id;
+    SnapshotHandler done;
+  };
+  void ensure_connected();
+  void on_connected();
+  void fail_all(const std::string& reason);
+  void flush_snapshots();
+  void run_replay(const std::string& user_id, const Offset& from, ReplayHandler done);
+
+  asio::io_context& io_;
+  const Config& cfg_;
+  std::shared_ptr<PgConnection> conn_;
+  bool ready_ = false;
+  std::string snapshot_sql_;
+  std::string user_type_;
+  std::string log_id_;
+  std::vector<std::function<void()>> waiting_;  // work queued until connected
+  std::vector<PendingSnapshot> snapshots_;
+  bool flush_scheduled_ = false;
+};
+
+}  // namespace mn

@@ -1,0 +1,182 @@
+#include "hub.h"
+
+#include "plain_protocol.h"
+#include "socketio_codec.h"
+
+#include <spdlog/spdlog.h>
+
+namespace mn {
+namespace {
+
+// Close codes a client can act on. 1013 (try again later): reconnect with the last offset.
+constexpr uint16_t kTryAgainLater = 1013;
+
+}  // namespace
+
+Hub::Hub(History& history, const Config& cfg) : history_(history), cfg_(cfg) {}
+
+Session* Hub::find(uint64_t serial, uint64_t generation) {
+  auto it = open_.find(serial);
+  if (it == open_.end() || it->second->catch_up_generation != generation) return nullptr;
+  return it->second;
+}
+
+std::string Hub::event_frame(Protocol p, const Event& e, const std::string& offset) const {
+  return p == Protocol::plain ? plain::event_frame(e.name, e.data_json, offset)
+                              : socketio::event_frame(e.name, e.data_json, offset);
+}
+
+std::string Hub::snapshot_frame(Protocol p, const std::vector<Membership>& channels,
+                                const std::string& offset) const {
+  return p == Protocol::plain ? plain::snapshot_frame(channels, offset)
+                              : socketio::event_frame("channel.snapshot", plain::snapshot_data(channels), offset);
+}
+
+bool Hub::send(Session& s, const std::string& frame) {
+  switch (transport_->send(s, frame)) {
+    case SendResult::sent:
+      ++stats_.frames_sent;
+      ++s.events_sent;
+      return true;
+    case SendResult::closed_backpressure:
+      ++stats_.closed_backpressure;
+      return false;
+    case SendResult::dropped:
+      return false;
+  }
+  return false;
+}
+
+void Hub::open(Session& s) {
+  s.phase = Phase::catching_up;
+  rooms_.join(s);
+  open_[s.serial] = &s;
+  if (!s.resume_from) return start_snapshot(s);
+
+  uint64_t serial = s.serial, gen = ++s.catch_up_generation;
+  Offset from = *s.resume_from;
+  history_.replay(s.user_id, from, [this, serial, gen, from](ReplayResult res) {
+    Session* sp = find(serial, gen);
+    if (!sp) return;
+    Session& ss = *sp;
+    if (!res.error.empty()) {
+      return transport_->close(ss, kTryAgainLater, "database unavailable; reconnect with your offset");
+    }
+    if (!res.resumable) {
+      spdlog::info("session {} user={}: cannot resume ({}); sending a snapshot", ss.serial, ss.user_id, res.why_not);
+      return start_snapshot(ss);
+    }
+    ++stats_.resumes;
+    if (start_frame_ && !send(ss, start_frame_(ss, true, encode_offset(from)))) return;
+    for (const auto& row : res.rows) {
+      auto mapped = map_row(row);
+      if (!mapped.event) {
+        ++stats_.events_unmappable;
+        spdlog::error("log row {} skipped in replay: {}", row.id, mapped.error);
+        continue;
+      }
+      Offset at{res.log_id, {from.pos.base, res.now, row.id}};
+      if (!send(ss, event_frame(ss.protocol, *mapped.event, encode_offset(at)))) return;
+    }
+    finish_catch_up(ss, res.now);
+  });
+}
+
+void Hub::start_snapshot(Session& s) {
+  s.phase = Phase::catching_up;
+  uint64_t serial = s.serial, gen = ++s.catch_up_generation;
+  history_.snapshot(s.user_id, [this, serial, gen](const SnapshotResult& res) {
+    Session* sp = find(serial, gen);
+    if (!sp) return;
+    Session& ss = *sp;
+    if (!res.error.empty()) {
+      return transport_->close(ss, kTryAgainLater, "database unavailable; reconnect to get a snapshot");
+    }
+    ++stats_.snapshots;
+    std::string position = encode_offset(Offset{res.log_id, {res.now, res.now, 0}});
+    // The start frame goes out once per connection; a resync after TRUNCATE is just a snapshot.
+    if (start_frame_ && ss.events_sent == 0 && !send(ss, start_frame_(ss, false, position))) return;
+    static const std::vector<Membership> none;
+    auto it = res.by_user.find(ss.user_id);
+    if (!send(ss, snapshot_frame(ss.protocol, it == res.by_user.end() ? none : it->second, position))) return;
+    finish_catch_up(ss, res.now);
+  });
+}
+
+void Hub::finish_catch_up(Session& s, const PgSnapshot& covered) {
+  s.barrier = covered;
+  s.phase = Phase::live;
+  auto held = std::move(s.held);
+  s.held.clear();
+  s.held_bytes = 0;
+  for (const auto& e : held) {
+    if (covered.sees(e->xid)) continue;  // already in the replay or the snapshot
+    if (!send(s, e->frame)) return;
+  }
+}
+
+bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e) {
+  if (s.phase == Phase::catching_up) {
+    s.held_bytes += e->frame.size();
+    if (s.held_bytes > cfg_.max_buffered_bytes) {
+      transport_->close(s, kTryAgainLater, "too many events while catching up; reconnect with your offset");
+      return false;
+    }
+    s.held.push_back(e);
+    return true;
+  }
+  if (s.phase != Phase::live) return false;
+  if (s.barrier && s.barrier->sees(e->xid)) return true;
+  return send(s, e->frame);
+}
+
+void Hub::close(Session& s) {
+  if (open_.erase(s.serial) == 0) return;
+  rooms_.leave(s);
+  s.held.clear();
+}
+
+void Hub::resync_all(const char* why) {
+  ++stats_.resyncs;
+  spdlog::warn("{}: sending every connected client a fresh snapshot", why);
+  std::vector<Session*> all;
+  rooms_.for_each_session([&all](Session& s) { all.push_back(&s); });
+  for (Session* s : all) {
+    s->held.clear();
+    s->held_bytes = 0;
+    start_snapshot(*s);
+  }
+}
+
+void Hub::on_batch(const Batch& batch) {
+  if (!batch.log_id.empty()) log_id_ = batch.log_id;
+  if (batch.reset) resync_all("the event log changed (restored or another database)");
+  for (const auto& row : batch.rows) {
+    auto mapped = map_row(row);
+    if (!mapped.event) {
+      ++stats_.events_unmappable;
+      spdlog::error("log row {} (xid {}) skipped: {}", row.id, row.xid, mapped.error);
+      continue;
+    }
+    const Event& ev = *mapped.event;
+    ++stats_.events_mapped;
+    if (ev.kind == EventKind::truncated) {
+      resync_all("the membership table was truncated");
+      continue;
+    }
+    const auto& room = rooms_.of(ev.user_id);
+    if (room.empty()) continue;
+    std::string offset = encode_offset(Offset{log_id_, {batch.from, batch.to, ev.id}});
+    std::shared_ptr<const OutgoingEvent> framed[2];
+    std::vector<Session*> targets(room.begin(), room.end());  // a send may close a session
+    for (Session* s : targets) {
+      // The reader has moved past this session's catch-up snapshot: nothing can be doubled.
+      if (s->barrier && s->barrier->finished_by(batch.from)) s->barrier.reset();
+      auto& f = framed[s->protocol == Protocol::plain ? 0 : 1];
+      if (!f) f = std::make_shared<OutgoingEvent>(OutgoingEvent{ev.xid, event_frame(s->protocol, ev, offset)});
+      deliver(*s, f);
+    }
+  }
+}
+
+}  // namespace mn

@@ -1,0 +1,83 @@
+// Hub: turns log batches into frames for the sessions in each user's room, and brings every
+// new session up to the live stream without a gap.
+//
+// Joining the live stream: an authenticated session joins its room at once, then asks History
+// for a replay (it sent an offset we can honour) or a snapshot (it did not). While that query
+// is out, live events for it are held. The query's PostgreSQL snapshot C says what it covered:
+// held and later live events whose transaction C already saw are dropped (they are in the
+// replay or the snapshot), the rest go out after it, in order. A TRUNCATE (or a log that
+// changed under us) sends every session through the snapshot path again.
+//
+// Offsets: an event read between reader snapshots F and T, with log id i, goes out with the
+// position (F, T, i) (see offset.h). A replayed event gets (client's base, C, i); a snapshot
+// gets (C, C, 0).
+//
+// Single-threaded: everything on the io_context's thread.
+#pragma once
+
+#include "event_log_reader.h"
+#include "history.h"
+#include "rooms.h"
+#include "session.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace mn {
+
+struct HubStats {
+  uint64_t events_mapped = 0;
+  uint64_t events_unmappable = 0;
+  uint64_t frames_sent = 0;
+  uint64_t closed_backpressure = 0;
+  uint64_t resumes = 0;
+  uint64_t snapshots = 0;
+  uint64_t resyncs = 0;
+};
+
+class Hub {
+ public:
+  // How a session's first frames look in its protocol (plain: a "session" frame; Socket.IO:
+  // the CONNECT reply). Set by the server that owns the protocols.
+  using StartFrame = std::function<std::string(Session&, bool recovered, const std::string& position)>;
+
+  Hub(History& history, const Config& cfg);
+  // The server that owns the sockets; set once, before any session opens.
+  void attach(Transport& t) { transport_ = &t; }
+
+  void set_start_frame(StartFrame f) { start_frame_ = std::move(f); }
+
+  // An authenticated session: join its room and catch it up (replay or snapshot).
+  void open(Session& s);
+  // The session is gone; forget it. Safe for sessions that never opened.
+  void close(Session& s);
+  void on_batch(const Batch& batch);
+
+  const Rooms& rooms() const { return rooms_; }
+  const HubStats& stats() const { return stats_; }
+  const std::string& log_id() const { return log_id_; }
+
+ private:
+  void start_snapshot(Session& s);
+  void finish_catch_up(Session& s, const PgSnapshot& covered);
+  void resync_all(const char* why);
+  bool deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e);
+  bool send(Session& s, const std::string& frame);
+  std::string event_frame(Protocol p, const Event& e, const std::string& offset) const;
+  std::string snapshot_frame(Protocol p, const std::vector<Membership>& channels,
+                             const std::string& offset) const;
+  Session* find(uint64_t serial, uint64_t generation);
+
+  Transport* transport_ = nullptr;
+  History& history_;
+  const Config& cfg_;
+  StartFrame start_frame_;
+  Rooms rooms_;
+  std::unordered_map<uint64_t, Session*> open_;
+  std::string log_id_;
+  HubStats stats_;
+};
+
+}  // namespace mn

@@ -1,0 +1,119 @@
+#include "migrate.h"
+
+#include "sql_embedded.h"
+
+#include <pqxx/pqxx>
+
+#include <map>
+
+namespace mn {
+namespace {
+
+// Prints the server's NOTICEs (the migration says what it installed through them).
+class NoticePrinter final : public pqxx::errorhandler {
+ public:
+  NoticePrinter(pqxx::connection_base& c, std::ostream& out) : pqxx::errorhandler(c), out_(out) {}
+  bool operator()(const char msg[]) noexcept override {
+    std::string m = msg;
+    if (m.rfind("NOTICE:  ", 0) == 0) m = m.substr(9);
+    out_ << "  " << m;
+    return false;
+  }
+
+ private:
+  std::ostream& out_;
+};
+
+void print_status(pqxx::connection& conn, std::ostream& out) {
+  pqxx::nontransaction tx(conn);
+  auto installed = tx.exec("SELECT to_regclass('membership_notifier.settings') IS NOT NULL");
+  if (!installed[0][0].as<bool>()) {
+    out << "not installed (schema membership_notifier does not exist)\n";
+    return;
+  }
+  auto s = tx.exec(
+      "SELECT schema_version, log_id, member_table, channel_column, user_column,"
+      "       coalesce(xtype_column, ''), coalesce(channels_table, ''), coalesce(channels_key, ''),"
+      "       pruned_through::text,"
+      "       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = to_regclass(member_table)"
+      "          AND t.tgname LIKE 'membership\\_notifier\\_%' AND t.tgenabled <> 'D'),"
+      "       (SELECT count(*) FROM membership_notifier.event_log),"
+      "       (SELECT min(occurred_at)::text FROM membership_notifier.event_log),"
+      "       (SELECT count(*) FROM membership_notifier.listener)"
+      "  FROM membership_notifier.settings");
+  if (s.empty()) {
+    out << "schema present but not configured (settings empty): run `migrate up`\n";
+    return;
+  }
+  auto r = s[0];
+  std::string xtype = r[5].as<std::string>();
+  std::string channels = r[6].as<std::string>();
+  out << "installed: schema version " << r[0].as<int>() << ", log " << r[1].as<std::string>() << "\n"
+      << "  table:     " << r[2].as<std::string>() << " (channel " << r[3].as<std::string>() << ", user "
+      << r[4].as<std::string>() << ")\n"
+      << "  xType:     "
+      << (xtype.empty() ? "none" : channels.empty() ? "column " + xtype : channels + "." + xtype + " by " + r[7].as<std::string>())
+      << "\n"
+      << "  triggers:  " << r[9].as<int>() << " of 4 enabled\n"
+      << "  log:       " << r[10].as<long long>() << " rows, oldest " << (r[11].is_null() ? "-" : r[11].as<std::string>())
+      << ", pruned through xid " << r[8].as<std::string>() << "\n"
+      << "  listeners: " << r[12].as<long long>() << "\n";
+}
+
+}  // namespace
+
+int migrate_up(const std::string& url, const Mapping& m, std::ostream& out) {
+  try {
+    pqxx::connection conn(url);
+    NoticePrinter notices(conn, out);
+    {
+    pqxx::nontransaction tx(conn);
+    const std::map<std::string, std::string> values = {
+        {"table", m.table},           {"channel_column", m.channel_column},
+        {"user_column", m.user_column}, {"xtype_column", m.xtype_column},
+        {"channels_table", m.channels_table}, {"channels_key", m.channels_key}};
+    for (const auto& name : m.given) {
+      tx.exec("SELECT set_config('membership_notifier." + name + "', " + tx.quote(values.at(name)) + ", false)");
+    }
+    out << "applying up migration\n";
+    tx.exec(sql::kUp);
+    }
+    out << "done: ";
+    print_status(conn, out);
+    return 0;
+  } catch (const std::exception& e) {
+    out << "migrate up failed: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int migrate_down(const std::string& url, std::ostream& out) {
+  try {
+    pqxx::connection conn(url);
+    NoticePrinter notices(conn, out);
+    {
+      pqxx::nontransaction tx(conn);
+      out << "applying down migration\n";
+      tx.exec(sql::kDown);
+    }
+    out << "done: ";
+    print_status(conn, out);
+    return 0;
+  } catch (const std::exception& e) {
+    out << "migrate down failed: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int migrate_status(const std::string& url, std::ostream& out) {
+  try {
+    pqxx::connection conn(url);
+    print_status(conn, out);
+    return 0;
+  } catch (const std::exception& e) {
+    out << "migrate status failed: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace mn

@@ -1,0 +1,63 @@
+#include "pg_snapshot.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace mn {
+namespace {
+
+bool parse_u64(std::string_view s, uint64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+std::optional<PgSnapshot> PgSnapshot::parse(std::string_view text) {
+  auto c1 = text.find(':');
+  if (c1 == std::string_view::npos) return std::nullopt;
+  auto c2 = text.find(':', c1 + 1);
+  if (c2 == std::string_view::npos) return std::nullopt;
+  PgSnapshot s;
+  if (!parse_u64(text.substr(0, c1), s.xmin) || !parse_u64(text.substr(c1 + 1, c2 - c1 - 1), s.xmax))
+    return std::nullopt;
+  if (s.xmin == 0 || s.xmin > s.xmax) return std::nullopt;
+  std::string_view rest = text.substr(c2 + 1);
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    uint64_t x = 0;
+    if (!parse_u64(rest.substr(0, comma), x) || x < s.xmin || x >= s.xmax) return std::nullopt;
+    s.xip.push_back(x);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+    if (rest.empty()) return std::nullopt;
+  }
+  if (s.xip.size() > 100000) return std::nullopt;
+  std::sort(s.xip.begin(), s.xip.end());
+  s.xip.erase(std::unique(s.xip.begin(), s.xip.end()), s.xip.end());
+  return s;
+}
+
+std::string PgSnapshot::to_string() const {
+  std::string out = std::to_string(xmin) + ":" + std::to_string(xmax) + ":";
+  for (size_t i = 0; i < xip.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(xip[i]);
+  }
+  return out;
+}
+
+bool PgSnapshot::sees(uint64_t xid) const {
+  if (xid < xmin) return true;
+  if (xid >= xmax) return false;
+  return !std::binary_search(xip.begin(), xip.end(), xid);
+}
+
+bool PgSnapshot::finished_by(const PgSnapshot& later) const {
+  // Everything this snapshot could not see is below xmax; all of it had finished once
+  // `later`'s xmin passed xmax (transactions below a snapshot's xmin are all finished).
+  return later.xmin >= xmax;
+}
+
+}  // namespace mn

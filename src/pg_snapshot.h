@@ -1,0 +1,34 @@
+// PgSnapshot: PostgreSQL's pg_snapshot ("xmin:xmax:xip,...") and its visibility rule, in pure
+// code, so the read cursor and the resume logic can reason about transactions without a query.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mn {
+
+struct PgSnapshot {
+  uint64_t xmin = 0;           // every transaction below this had finished
+  uint64_t xmax = 0;           // every transaction from this on had not started
+  std::vector<uint64_t> xip;   // in progress at the time, sorted, all in [xmin, xmax)
+
+  // Parses the text form; nullopt for anything PostgreSQL would not print.
+  static std::optional<PgSnapshot> parse(std::string_view text);
+  std::string to_string() const;
+
+  // True when a transaction's effects (if it committed) are visible in this snapshot.
+  // Same rule as pg_visible_in_snapshot().
+  bool sees(uint64_t xid) const;
+
+  // True when every transaction this one could not see had finished by `later`.
+  bool finished_by(const PgSnapshot& later) const;
+
+  friend bool operator==(const PgSnapshot& a, const PgSnapshot& b) {
+    return a.xmin == b.xmin && a.xmax == b.xmax && a.xip == b.xip;
+  }
+};
+
+}  // namespace mn

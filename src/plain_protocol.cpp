@@ -1,0 +1,52 @@
+#include "plain_protocol.h"
+
+#include <nlohmann/json.hpp>
+
+namespace mn::plain {
+namespace {
+
+// Offsets are made of URL-safe characters (see offset.h): no escaping is needed, but a JSON
+// string must not be built from anything else.
+std::string quoted_offset(const std::string& offset) { return nlohmann::json(offset).dump(); }
+
+}  // namespace
+
+std::string event_frame(const std::string& name, const std::string& data_json, const std::string& offset) {
+  std::string out;
+  out.reserve(40 + name.size() + data_json.size() + offset.size());
+  out += "{\"event\":\"";
+  out += name;
+  out += "\",\"data\":";
+  out += data_json;
+  out += ",\"offset\":";
+  out += quoted_offset(offset);
+  out += '}';
+  return out;
+}
+
+std::string session_frame(const std::string& user_id, bool recovered) {
+  nlohmann::ordered_json j = {{"event", "session"},
+                              {"data", {{"userId", user_id}, {"recovered", recovered}}}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string snapshot_data(const std::vector<Membership>& channels) {
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const auto& m : channels) {
+    list.push_back({{"channelId", m.channel_id},
+                    {"xType", m.xtype ? nlohmann::ordered_json(*m.xtype) : nlohmann::ordered_json(nullptr)}});
+  }
+  nlohmann::ordered_json data = {{"channels", std::move(list)}};
+  return data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string snapshot_frame(const std::vector<Membership>& channels, const std::string& offset) {
+  return event_frame("channel.snapshot", snapshot_data(channels), offset);
+}
+
+std::string error_frame(const std::string& code, const std::string& message) {
+  nlohmann::ordered_json j = {{"event", "error"}, {"data", {{"code", code}, {"message", message}}}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace mn::plain

@@ -1,0 +1,78 @@
+// Session: one client connection, whatever its protocol, from handshake to close.
+// Owned by WsServer; the hub and the rooms refer to it while it is open.
+#pragma once
+
+#include "offset.h"
+#include "pg_snapshot.h"
+
+#include <websocketpp/common/connection_hdl.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mn {
+
+enum class Protocol { plain, socketio };
+
+enum class Phase {
+  handshake,     // WebSocket handshake in progress
+  awaiting_auth, // Socket.IO: open, waiting for the client's CONNECT packet
+  catching_up,   // authenticated, in its room; replay or snapshot query in flight
+  live,          // receiving events as they are read
+  closing,
+};
+
+// One event framed for the wire, shared by every session it goes to.
+struct OutgoingEvent {
+  uint64_t xid = 0;
+  std::string frame;
+};
+
+struct Session {
+  uint64_t serial = 0;
+  websocketpp::connection_hdl hdl;
+  Protocol protocol = Protocol::plain;
+  Phase phase = Phase::handshake;
+  std::string peer;
+  std::string user_id;
+  std::optional<Offset> resume_from;  // what the client asked to resume from
+  bool resume_requested = false;      // it sent an offset (even one we could not decode)
+
+  // While catching up, live events wait here; once the catch-up's snapshot is known, the ones
+  // it already covered are dropped. `barrier` keeps filtering later batches until the reader
+  // has moved past it.
+  std::vector<std::shared_ptr<const OutgoingEvent>> held;
+  size_t held_bytes = 0;
+  std::optional<PgSnapshot> barrier;
+  uint64_t catch_up_generation = 0;  // a newer catch-up (after TRUNCATE) supersedes older ones
+
+  // Keepalive
+  std::chrono::steady_clock::time_point last_ping{};
+  bool ping_outstanding = false;
+
+  // Socket.IO
+  std::string sid;
+  std::string pid;
+  std::chrono::steady_clock::time_point opened_at{};
+
+  std::string close_reason;  // set when the server closes it, for the disconnect log line
+  uint64_t events_sent = 0;
+};
+
+// What became of a frame handed to a connection. No hidden queue: past the per-connection
+// budget the client is closed (it resumes from its last offset), not buffered without bound.
+enum class SendResult { sent, closed_backpressure, dropped };
+
+// What the hub needs from the server that owns the sockets.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual SendResult send(Session& s, const std::string& frame) = 0;
+  virtual void close(Session& s, uint16_t code, const std::string& reason) = 0;
+};
+
+}  // namespace mn

@@ -1,0 +1,370 @@
+#include "ws_server.h"
+
+#include "http_endpoints.h"
+#include "plain_protocol.h"
+#include "request_target.h"
+
+#include <spdlog/spdlog.h>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <unordered_map>
+
+namespace mn {
+namespace {
+
+// websocketpp's stock asio config, made single-threaded (no mutexes) and small: the default
+// 16 KiB read buffer lives inside every connection object, and clients have little to say.
+struct WsConfig : public websocketpp::config::asio {
+  typedef WsConfig type;
+  typedef websocketpp::config::asio base;
+  typedef websocketpp::concurrency::none concurrency_type;
+  typedef base::request_type request_type;
+  typedef base::response_type response_type;
+  typedef base::message_type message_type;
+  typedef base::con_msg_manager_type con_msg_manager_type;
+  typedef base::endpoint_msg_manager_type endpoint_msg_manager_type;
+  typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+  typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+  typedef base::rng_type rng_type;
+  struct transport_config : public base::transport_config {
+    typedef type::concurrency_type concurrency_type;
+    typedef type::alog_type alog_type;
+    typedef type::elog_type elog_type;
+    typedef type::request_type request_type;
+    typedef type::response_type response_type;
+    typedef websocketpp::transport::asio::basic_socket::endpoint socket_type;
+    static const bool enable_multithreading = false;
+  };
+  typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+  static const size_t connection_read_buffer_size = 1024;
+  static const size_t max_message_size = 64 * 1024;  // the configured limit is lower
+  static const size_t max_http_body_size = 0;        // no request here has a body
+};
+
+using Server = websocketpp::server<WsConfig>;
+using ConnPtr = Server::connection_ptr;
+
+// Sockets beyond max_connections get an HTTP 503 while this many more are allowed in;
+// past that a new socket is closed the moment it is accepted, so file descriptors run out
+// neither here nor in websocketpp's accept loop (which spins on EMFILE).
+constexpr size_t kHandshakeHeadroom = 64;
+
+std::string bearer_token(const std::string& header) {
+  static const std::string prefix = "Bearer ";
+  if (header.size() > prefix.size() && strncasecmp(header.c_str(), prefix.c_str(), prefix.size()) == 0)
+    return header.substr(prefix.size());
+  return {};
+}
+
+}  // namespace
+
+struct WsServer::Impl {
+  WsServer& owner;
+  asio::io_context& io;
+  const Config& cfg;
+  Hub& hub;
+  Server server;
+  asio::steady_timer sweep;
+  std::unordered_map<const void*, std::unique_ptr<Session>> sessions;  // by connection
+  size_t sockets = 0;
+  uint64_t next_serial = 1;
+  bool stopping = false;
+  ServerStats stats;
+  std::function<void()> on_drained;
+  asio::steady_timer grace;
+
+  Impl(WsServer& o, asio::io_context& i, const Config& c, Hub& h)
+      : owner(o), io(i), cfg(c), hub(h), sweep(i), grace(i) {}
+
+  Session* session_of(const ConnPtr& con) {
+    auto it = sessions.find(con.get());
+    return it == sessions.end() ? nullptr : it->second.get();
+  }
+
+  void reject(const ConnPtr& con, websocketpp::http::status_code::value status,
+              const std::string& code, const std::string& message) {
+    con->set_status(status);
+    con->append_header("Content-Type", "application/json");
+    con->set_body(plain::error_frame(code, message));
+  }
+
+  void setup() {
+    server.clear_access_channels(websocketpp::log::alevel::all);  // logs frames otherwise
+    server.clear_error_channels(websocketpp::log::elevel::all);
+    server.set_error_channels(websocketpp::log::elevel::fatal);
+    server.init_asio(&io);
+    server.set_reuse_addr(true);
+    server.set_listen_backlog(4096);
+    server.set_open_handshake_timeout(cfg.handshake_timeout.count());
+    server.set_close_handshake_timeout(5000);
+    server.set_max_message_size(cfg.max_message_bytes);
+    server.set_max_http_body_size(0);
+    bool reuse_port = cfg.reuse_port;
+    server.set_tcp_pre_bind_handler([reuse_port](std::shared_ptr<asio::ip::tcp::acceptor> a) {
+      int one = 1;
+      if (reuse_port && ::setsockopt(a->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        return websocketpp::lib::error_code(errno, std::system_category());
+      return websocketpp::lib::error_code();
+    });
+    server.set_tcp_pre_init_handler([this](websocketpp::connection_hdl h) { on_accepted(h); });
+    server.set_validate_handler([this](websocketpp::connection_hdl h) { return on_validate(h); });
+    server.set_open_handler([this](websocketpp::connection_hdl h) { on_open(h); });
+    server.set_message_handler([this](websocketpp::connection_hdl h, Server::message_ptr m) { on_message(h, m); });
+    server.set_pong_handler([this](websocketpp::connection_hdl h, std::string) {
+      if (auto* s = session_of(server.get_con_from_hdl(h))) s->ping_outstanding = false;
+      return;
+    });
+    server.set_http_handler([this](websocketpp::connection_hdl h) { on_http(h); });
+  }
+
+  void on_accepted(websocketpp::connection_hdl h) {
+    ConnPtr con = server.get_con_from_hdl(h);
+    ++stats.accepted;
+    asio::error_code ec;
+    if (sockets >= cfg.max_connections + kHandshakeHeadroom || stopping) {
+      ++stats.refused_over_capacity;
+      con->get_raw_socket().close(ec);  // fails the connection at once; its fd is freed now
+      return;
+    }
+    ++sockets;
+    con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    // Called for every connection that got here, however it ends (HTTP, failed handshake,
+    // closed WebSocket): the one place that frees what the connection holds.
+    con->set_termination_handler([this](ConnPtr c) { on_terminated(c); });
+  }
+
+  bool on_validate(websocketpp::connection_hdl h) {
+    ConnPtr con = server.get_con_from_hdl(h);
+    auto target = RequestTarget::parse(con->get_resource());
+    if (target.path != "/ws") {
+      reject(con, websocketpp::http::status_code::not_found, "not_found",
+             "WebSocket endpoints: /ws and /socket.io/");
+      return false;
+    }
+    if (stopping || sessions.size() >= cfg.max_connections) {
+      ++stats.refused_over_capacity;
+      reject(con, websocketpp::http::status_code::service_unavailable, "over_capacity",
+             "connection limit reached; try again later");
+      return false;
+    }
+    std::string token = bearer_token(con->get_request_header("Authorization"));
+    if (token.empty()) token = target.single("access_token").value_or("");
+    if (token.empty()) {
+      ++stats.refused_unauthorized;
+      reject(con, websocketpp::http::status_code::unauthorized, "missing_token",
+             "send a JWT as 'Authorization: Bearer <token>' or ?access_token=<token>");
+      return false;
+    }
+    auto outcome = owner.jwt_->verify(token, std::chrono::system_clock::now());
+    if (!outcome.ok) {
+      ++stats.refused_unauthorized;
+      spdlog::info("refused {}: invalid token ({})", con->get_remote_endpoint(), outcome.error);
+      reject(con, websocketpp::http::status_code::unauthorized, "invalid_token", outcome.error);
+      return false;
+    }
+    auto s = std::make_unique<Session>();
+    s->serial = next_serial++;
+    s->hdl = h;
+    s->protocol = Protocol::plain;
+    s->user_id = outcome.user_id;
+    s->peer = con->get_remote_endpoint();
+    if (target.has("offset")) {
+      s->resume_requested = true;
+      auto offset = decode_offset(target.single("offset").value_or(""));
+      if (offset) s->resume_from = std::move(*offset);
+    }
+    sessions.emplace(con.get(), std::move(s));
+    return true;
+  }
+
+  void on_open(websocketpp::connection_hdl h) {
+    ConnPtr con = server.get_con_from_hdl(h);
+    Session* s = session_of(con);
+    if (!s) return;
+    ++stats.sessions_opened;
+    s->opened_at = s->last_ping = std::chrono::steady_clock::now();
+    spdlog::info("connect session={} user={} peer={} protocol=ws resume={}", s->serial, s->user_id,
+                 s->peer, s->resume_from ? "yes" : (s->resume_requested ? "invalid" : "no"));
+    hub.open(*s);
+  }
+
+  void on_message(websocketpp::connection_hdl h, Server::message_ptr msg) {
+    ConnPtr con = server.get_con_from_hdl(h);
+    Session* s = session_of(con);
+    if (!s || s->phase == Phase::closing) return;
+    ++stats.bad_messages;
+    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+      return owner.close(*s, websocketpp::close::status::unsupported_data, "binary frames are not accepted");
+    }
+    // Clients of /ws have nothing to say; tell them so, once per message, and carry on.
+    owner.send(*s, plain::error_frame("unexpected_message", "this endpoint accepts no messages"));
+  }
+
+  void on_http(websocketpp::connection_hdl h) {
+    ConnPtr con = server.get_con_from_hdl(h);
+    auto target = RequestTarget::parse(con->get_resource());
+    HttpReply reply = handle_http(con->get_request().get_method(), target,
+                                  owner.ready_ ? owner.ready_() : false,
+                                  owner.metrics_ ? owner.metrics_ : nullptr);
+    con->set_status(static_cast<websocketpp::http::status_code::value>(reply.status));
+    con->append_header("Content-Type", reply.content_type);
+    con->append_header("Cache-Control", "no-store");
+    con->set_body(reply.body);
+  }
+
+  void on_terminated(const ConnPtr& con) {
+    --sockets;
+    auto it = sessions.find(con.get());
+    if (it == sessions.end()) {
+      maybe_drained();
+      return;
+    }
+    Session& s = *it->second;
+    hub.close(s);
+    if (s.phase == Phase::handshake) {
+      ++stats.handshakes_failed;
+    } else {
+      ++stats.sessions_closed;
+      std::string reason = s.close_reason;
+      if (reason.empty()) {
+        auto code = con->get_remote_close_code();
+        reason = code == websocketpp::close::status::no_status || code == websocketpp::close::status::abnormal_close
+                     ? "connection lost (" + con->get_ec().message() + ")"
+                     : "client closed (" + std::to_string(code) +
+                           (con->get_remote_close_reason().empty() ? "" : " " + con->get_remote_close_reason()) + ")";
+      }
+      spdlog::info("disconnect session={} user={} peer={} reason=\"{}\" sent={}", s.serial, s.user_id,
+                   s.peer, reason, s.events_sent);
+    }
+    sessions.erase(it);
+    maybe_drained();
+  }
+
+  void maybe_drained() {
+    if (stopping && sockets == 0 && on_drained) {
+      grace.cancel();
+      auto done = std::exchange(on_drained, nullptr);
+      done();
+    }
+  }
+
+  void schedule_sweep() {
+    auto tick = std::min({std::chrono::milliseconds(1000), cfg.ping_interval, cfg.ping_timeout});
+    sweep.expires_after(tick);
+    sweep.async_wait([this](const asio::error_code& ec) {
+      if (ec) return;
+      keepalive();
+      schedule_sweep();
+    });
+  }
+
+  // One timer for all connections, not one per connection: a ping each ping_interval, and a
+  // peer that has not answered within ping_timeout is dropped.
+  void keepalive() {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<Session*> dead;
+    for (auto& [key, sp] : sessions) {
+      Session& s = *sp;
+      if (s.phase == Phase::handshake || s.phase == Phase::closing) continue;
+      if (s.ping_outstanding) {
+        if (now - s.last_ping > cfg.ping_timeout) dead.push_back(&s);
+        continue;
+      }
+      if (now - s.last_ping >= cfg.ping_interval) {
+        asio::error_code ec;
+        auto con = server.get_con_from_hdl(s.hdl, ec);
+        if (ec) continue;
+        con->ping("", ec);
+        s.ping_outstanding = true;
+        s.last_ping = now;
+      }
+    }
+    for (Session* s : dead) {
+      ++stats.ping_timeouts;
+      owner.close(*s, websocketpp::close::status::going_away, "no pong within ping timeout");
+    }
+  }
+};
+
+WsServer::WsServer(asio::io_context& io, const Config& cfg, Hub& hub)
+    : impl_(std::make_unique<Impl>(*this, io, cfg, hub)) {
+  impl_->setup();
+  hub.attach(*this);
+}
+
+WsServer::~WsServer() = default;
+
+void WsServer::listen() {
+  websocketpp::lib::error_code ec;
+  asio::error_code aec;
+  auto addr = asio::ip::make_address(impl_->cfg.listen_host, aec);
+  if (aec) throw std::runtime_error("--listen: bad address '" + impl_->cfg.listen_host + "': " + aec.message());
+  impl_->server.listen(asio::ip::tcp::endpoint(addr, impl_->cfg.listen_port), ec);
+  if (ec) throw std::runtime_error("cannot listen on " + impl_->cfg.listen + ": " + ec.message());
+  impl_->server.start_accept(ec);
+  if (ec) throw std::runtime_error("cannot accept on " + impl_->cfg.listen + ": " + ec.message());
+  impl_->schedule_sweep();
+  spdlog::info("listening on {}:{}", impl_->cfg.listen_host, port());
+}
+
+uint16_t WsServer::port() const {
+  asio::error_code ec;
+  auto ep = impl_->server.get_local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+SendResult WsServer::send(Session& s, const std::string& frame) {
+  if (s.phase == Phase::closing) return SendResult::dropped;
+  websocketpp::lib::error_code ec;
+  ConnPtr con = impl_->server.get_con_from_hdl(s.hdl, ec);
+  if (ec || con->get_state() != websocketpp::session::state::open) return SendResult::dropped;
+  if (con->get_buffered_amount() + frame.size() > impl_->cfg.max_buffered_bytes) {
+    close(s, 1013, "too slow: unsent data over the limit; reconnect with your last offset");
+    return SendResult::closed_backpressure;
+  }
+  ec = con->send(frame, websocketpp::frame::opcode::text);
+  return ec ? SendResult::dropped : SendResult::sent;
+}
+
+void WsServer::close(Session& s, uint16_t code, const std::string& reason) {
+  if (s.phase == Phase::closing) return;
+  s.phase = Phase::closing;
+  s.close_reason = reason;
+  impl_->hub.close(s);  // nothing more is delivered to it
+  websocketpp::lib::error_code ec;
+  ConnPtr con = impl_->server.get_con_from_hdl(s.hdl, ec);
+  if (!ec) con->close(code, reason.substr(0, 120), ec);  // a close reason must fit 123 bytes
+}
+
+void WsServer::shutdown(uint16_t code, const std::string& reason, std::chrono::milliseconds grace,
+                        std::function<void()> done) {
+  auto& I = *impl_;
+  I.stopping = true;
+  websocketpp::lib::error_code ec;
+  I.server.stop_listening(ec);
+  I.sweep.cancel();
+  std::vector<Session*> all;
+  for (auto& [k, s] : I.sessions) all.push_back(s.get());
+  for (Session* s : all) {
+    if (s->phase == Phase::handshake) continue;
+    close(*s, code, reason);
+  }
+  I.on_drained = std::move(done);
+  I.grace.expires_after(grace);
+  I.grace.async_wait([&I](const asio::error_code& e) {
+    if (e) return;
+    if (auto d = std::exchange(I.on_drained, nullptr)) d();
+  });
+  I.maybe_drained();
+}
+
+size_t WsServer::open_sockets() const { return impl_->sockets; }
+size_t WsServer::sessions() const { return impl_->sessions.size(); }
+const ServerStats& WsServer::stats() const { return impl_->stats; }
+
+}  // namespace mn

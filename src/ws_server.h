@@ -1,0 +1,74 @@
+// WsServer: the one listening port. websocketpp on the process's io_context serves
+//   /ws          the plain JSON protocol (plain_protocol.h)
+//   /socket.io/  Socket.IO over Engine.IO's WebSocket transport (socketio_codec.h)
+//   /healthz, /readyz, /metrics  over plain HTTP (http_endpoints.h)
+// It authenticates at the handshake (a bad token never gets a socket, let alone a room), owns
+// every Session, enforces the limits (connections, message size, handshake time, unsent
+// bytes per connection, keepalive) and logs one line per connect and per disconnect.
+//
+// Single-threaded: websocketpp runs with concurrency::none; every handler runs on the
+// io_context's one thread, as do all calls into this class.
+#pragma once
+
+#include "config.h"
+#include "hub.h"
+#include "jwt.h"
+#include "session.h"
+
+#include <asio.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace mn {
+
+struct ServerStats {
+  uint64_t accepted = 0;
+  uint64_t refused_over_capacity = 0;
+  uint64_t refused_unauthorized = 0;
+  uint64_t handshakes_failed = 0;
+  uint64_t sessions_opened = 0;
+  uint64_t sessions_closed = 0;
+  uint64_t bad_messages = 0;
+  uint64_t ping_timeouts = 0;
+};
+
+class WsServer : public Transport {
+ public:
+  using ReadyProbe = std::function<bool()>;
+  using MetricsText = std::function<std::string()>;
+
+  WsServer(asio::io_context& io, const Config& cfg, Hub& hub);
+  ~WsServer() override;
+
+  // Binds and starts accepting. Throws std::runtime_error when the address cannot be bound.
+  void listen();
+  uint16_t port() const;
+
+  void set_ready_probe(ReadyProbe p) { ready_ = std::move(p); }
+  void set_metrics(MetricsText m) { metrics_ = std::move(m); }
+  // New keys take effect for new handshakes; open sessions keep the identity they proved.
+  void set_jwt(std::shared_ptr<const JwtVerifier> v) { jwt_ = std::move(v); }
+
+  // Stops accepting, closes every session with `code` (1001 on shutdown), then calls `done`
+  // once all have gone or `grace` has passed.
+  void shutdown(uint16_t code, const std::string& reason, std::chrono::milliseconds grace,
+                std::function<void()> done);
+
+  SendResult send(Session& s, const std::string& frame) override;
+  void close(Session& s, uint16_t code, const std::string& reason) override;
+
+  size_t open_sockets() const;
+  size_t sessions() const;
+  const ServerStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<const JwtVerifier> jwt_;
+  ReadyProbe ready_;
+  MetricsText metrics_;
+};
+
+}  // namespace mn
