@@ -4,7 +4,7 @@
 // TOML, `name = value`); a flag beats the environment, which beats the file.
 #pragma once
 
-#include "jwt.h"
+#include "jwt_verifier.h"
 
 #include <CLI/CLI.hpp>
 

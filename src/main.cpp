@@ -12,7 +12,6 @@
 #include "hub.h"
 #include "janitor.h"
 #include "migrate.h"
-#include "plain_protocol.h"
 #include "ws_server.h"
 
 #include <CLI/CLI.hpp>
@@ -101,9 +100,6 @@ int serve(const Config& cfg_in, const std::function<std::optional<Config>()>& re
   Hub hub(history, cfg);
   WsServer server(io, cfg, hub);  // attaches itself to the hub as its transport
   server.set_jwt(std::make_shared<const JwtVerifier>(cfg.jwt));
-  hub.set_start_frame([](Session& s, bool recovered, const std::string&) {
-    return plain::session_frame(s.user_id, recovered);
-  });
   EventLogReader reader(io, cfg, [&hub](const Batch& b) { hub.on_batch(b); });
   Janitor janitor(io, cfg);
   server.set_ready_probe([&reader] { return reader.ready(); });

@@ -55,6 +55,7 @@ struct Session {
   bool ping_outstanding = false;
 
   // Socket.IO
+  std::string handshake_token;  // a token sent with the upgrade request, until CONNECT
   std::string sid;
   std::string pid;
   std::chrono::steady_clock::time_point opened_at{};

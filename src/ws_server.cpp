@@ -3,6 +3,7 @@
 #include "http_endpoints.h"
 #include "plain_protocol.h"
 #include "request_target.h"
+#include "socketio_session.h"
 
 #include <spdlog/spdlog.h>
 #include <websocketpp/concurrency/none.hpp>
@@ -77,9 +78,11 @@ struct WsServer::Impl {
   ServerStats stats;
   std::function<void()> on_drained;
   asio::steady_timer grace;
+  SocketIoProtocol sio;
 
   Impl(WsServer& o, asio::io_context& i, const Config& c, Hub& h)
-      : owner(o), io(i), cfg(c), hub(h), sweep(i), grace(i) {}
+      : owner(o), io(i), cfg(c), hub(h), sweep(i), grace(i),
+        sio(c, o, h, [&o] { return o.jwt_; }) {}
 
   Session* session_of(const ConnPtr& con) {
     auto it = sessions.find(con.get());
@@ -138,10 +141,20 @@ struct WsServer::Impl {
     con->set_termination_handler([this](ConnPtr c) { on_terminated(c); });
   }
 
+  std::unique_ptr<Session> new_session(websocketpp::connection_hdl h, const ConnPtr& con, Protocol p) {
+    auto s = std::make_unique<Session>();
+    s->serial = next_serial++;
+    s->hdl = h;
+    s->protocol = p;
+    s->peer = con->get_remote_endpoint();
+    return s;
+  }
+
   bool on_validate(websocketpp::connection_hdl h) {
     ConnPtr con = server.get_con_from_hdl(h);
     auto target = RequestTarget::parse(con->get_resource());
-    if (target.path != "/ws") {
+    const bool socketio = target.path == "/socket.io/" || target.path == "/socket.io";
+    if (target.path != "/ws" && !socketio) {
       reject(con, websocketpp::http::status_code::not_found, "not_found",
              "WebSocket endpoints: /ws and /socket.io/");
       return false;
@@ -154,6 +167,21 @@ struct WsServer::Impl {
     }
     std::string token = bearer_token(con->get_request_header("Authorization"));
     if (token.empty()) token = target.single("access_token").value_or("");
+    if (socketio) {
+      // Socket.IO authenticates with its CONNECT packet, after the upgrade.
+      int status = 400;
+      std::string body;
+      if (!sio.accept_handshake(target, status, body)) {
+        con->set_status(static_cast<websocketpp::http::status_code::value>(status));
+        con->append_header("Content-Type", "application/json");
+        con->set_body(body);
+        return false;
+      }
+      auto s = new_session(h, con, Protocol::socketio);
+      s->handshake_token = std::move(token);
+      sessions.emplace(con.get(), std::move(s));
+      return true;
+    }
     if (token.empty()) {
       ++stats.refused_unauthorized;
       reject(con, websocketpp::http::status_code::unauthorized, "missing_token",
@@ -167,12 +195,8 @@ struct WsServer::Impl {
       reject(con, websocketpp::http::status_code::unauthorized, "invalid_token", outcome.error);
       return false;
     }
-    auto s = std::make_unique<Session>();
-    s->serial = next_serial++;
-    s->hdl = h;
-    s->protocol = Protocol::plain;
+    auto s = new_session(h, con, Protocol::plain);
     s->user_id = outcome.user_id;
-    s->peer = con->get_remote_endpoint();
     if (target.has("offset")) {
       s->resume_requested = true;
       auto offset = decode_offset(target.single("offset").value_or(""));
@@ -188,6 +212,10 @@ struct WsServer::Impl {
     if (!s) return;
     ++stats.sessions_opened;
     s->opened_at = s->last_ping = std::chrono::steady_clock::now();
+    if (s->protocol == Protocol::socketio) {
+      s->phase = Phase::awaiting_auth;
+      return sio.on_open(*s, std::exchange(s->handshake_token, std::string()));
+    }
     spdlog::info("connect session={} user={} peer={} protocol=ws resume={}", s->serial, s->user_id,
                  s->peer, s->resume_from ? "yes" : (s->resume_requested ? "invalid" : "no"));
     hub.open(*s);
@@ -197,6 +225,9 @@ struct WsServer::Impl {
     ConnPtr con = server.get_con_from_hdl(h);
     Session* s = session_of(con);
     if (!s || s->phase == Phase::closing) return;
+    if (s->protocol == Protocol::socketio && msg->get_opcode() == websocketpp::frame::opcode::text) {
+      return sio.on_text(*s, msg->get_payload());
+    }
     ++stats.bad_messages;
     if (msg->get_opcode() != websocketpp::frame::opcode::text) {
       return owner.close(*s, websocketpp::close::status::unsupported_data, "binary frames are not accepted");
@@ -267,23 +298,31 @@ struct WsServer::Impl {
   // peer that has not answered within ping_timeout is dropped.
   void keepalive() {
     auto now = std::chrono::steady_clock::now();
-    std::vector<Session*> dead;
+    std::vector<Session*> dead, timed_out_auth;
     for (auto& [key, sp] : sessions) {
       Session& s = *sp;
       if (s.phase == Phase::handshake || s.phase == Phase::closing) continue;
+      if (s.phase == Phase::awaiting_auth && now - s.opened_at > cfg.auth_timeout) {
+        timed_out_auth.push_back(&s);
+        continue;
+      }
       if (s.ping_outstanding) {
         if (now - s.last_ping > cfg.ping_timeout) dead.push_back(&s);
         continue;
       }
       if (now - s.last_ping >= cfg.ping_interval) {
-        asio::error_code ec;
-        auto con = server.get_con_from_hdl(s.hdl, ec);
-        if (ec) continue;
-        con->ping("", ec);
         s.ping_outstanding = true;
         s.last_ping = now;
+        if (s.protocol == Protocol::socketio) {
+          sio.send_ping(s);
+          continue;
+        }
+        asio::error_code ec;
+        auto con = server.get_con_from_hdl(s.hdl, ec);
+        if (!ec) con->ping("", ec);
       }
     }
+    for (Session* s : timed_out_auth) owner.close(*s, websocketpp::close::status::policy_violation, "no CONNECT packet within auth timeout");
     for (Session* s : dead) {
       ++stats.ping_timeouts;
       owner.close(*s, websocketpp::close::status::going_away, "no pong within ping timeout");
@@ -295,6 +334,10 @@ WsServer::WsServer(asio::io_context& io, const Config& cfg, Hub& hub)
     : impl_(std::make_unique<Impl>(*this, io, cfg, hub)) {
   impl_->setup();
   hub.attach(*this);
+  hub.set_start_frame([this](Session& s, bool recovered, const std::string& position) {
+    return s.protocol == Protocol::plain ? plain::session_frame(s.user_id, recovered)
+                                         : impl_->sio.start_frame(s, recovered, position);
+  });
 }
 
 WsServer::~WsServer() = default;

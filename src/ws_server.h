@@ -12,7 +12,7 @@
 
 #include "config.h"
 #include "hub.h"
-#include "jwt.h"
+#include "jwt_verifier.h"
 #include "session.h"
 
 #include <asio.hpp>

@@ -1,4 +1,4 @@
-#include "jwt.h"
+#include "jwt_verifier.h"
 
 #include <gtest/gtest.h>
 

@@ -37,11 +37,7 @@ std::string bin_dir() {
   return env && *env ? env : "/usr/lib/postgresql/15/bin";
 }
 
-struct RunAs {
-  bool drop = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-};
+struct RunAs { bool drop = false; uid_t uid = 0; gid_t gid = 0; };
 
 // initdb and postgres refuse to run as root, and CI runs the suite as root.
 RunAs unprivileged_user() {
@@ -79,9 +75,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log_path,
   if (pid == 0) {
     if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) child_fail("dup2");
     // Without this a later-closed test socket would stay open in the server child.
-    if (close_range(3, ~0U, 0) != 0) {
-      for (int fd = 3; fd < 1024; ++fd) close(fd);
-    }
+    if (close_range(3, ~0U, 0) != 0) for (int fd = 3; fd < 1024; ++fd) close(fd);
     if (chdir(cwd.c_str()) != 0) child_fail("chdir");
     if (run_as.drop) {
       if (setgroups(1, &run_as.gid) != 0) child_fail("setgroups");
@@ -166,10 +160,7 @@ void PgCluster::start() {
                            "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"},
                           initdb_log, dir_, run_as, SIGKILL);
   const int status = wait_for(pid, 120s);
-  if (status == -1) {
-    ::kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
+  if (status == -1 && ::kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
   if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw std::runtime_error("initdb failed in " + dir_ + ":\n" + read_file(initdb_log));
   }
@@ -229,10 +220,7 @@ void PgCluster::wait_accepting() {
 void PgCluster::signal_and_wait(int sig) {
   if (pid_ <= 0) return;
   ::kill(pid_, sig);
-  if (wait_for(pid_, 60s) == -1) {
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
+  if (wait_for(pid_, 60s) == -1 && ::kill(pid_, SIGKILL) == 0) waitpid(pid_, nullptr, 0);
   pid_ = -1;
 }
 

@@ -14,11 +14,9 @@
 // OpenSSL, and tokens minted by OpenSSL directly verify. So libjwt does all three
 // algorithms, and the holes are closed here, before and after it. (Its HMAC comparison
 // is constant-time only through Debian's CVE-2024-25189 patch, jwt_strcmp.)
-#include "jwt.h"
+#include "jwt_verifier.h"
 
-#define MN_WANT_LIBJWT_HEADER
 #include <jwt.h>
-#undef MN_WANT_LIBJWT_HEADER
 
 #include <openssl/bio.h>
 #include <openssl/err.h>

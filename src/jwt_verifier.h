@@ -1,13 +1,5 @@
-// Because src/ is on the include path, this file shadows libjwt's own <jwt.h> for every
-// translation unit of the project. A file that needs the libjwt API defines
-// MN_WANT_LIBJWT_HEADER and includes <jwt.h> once more; that lands here and is forwarded
-// to the real header further down the search path. (Renaming this file would be simpler.)
-#if defined(MN_WANT_LIBJWT_HEADER)
-#pragma GCC system_header
-#include_next <jwt.h>
-#else
-#ifndef MN_JWT_H
-#define MN_JWT_H
+// JwtVerifier: checks a client's token and says which user it proves.
+#pragma once
 
 #include <chrono>
 #include <cstddef>
@@ -64,6 +56,3 @@ class JwtVerifier {
 };
 
 }  // namespace mn
-
-#endif  // MN_JWT_H
-#endif  // MN_WANT_LIBJWT_HEADER

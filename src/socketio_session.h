@@ -1,0 +1,51 @@
+// SocketIoProtocol: the Socket.IO side of a session on /socket.io/ (Engine.IO v4 over
+// WebSocket, Socket.IO v5 on top). WsServer owns the socket and hands this class the
+// session's events; this class speaks the protocol through Transport and brings an
+// authenticated session to the hub, as /ws does at its handshake.
+//
+// Life of a session: OPEN packet at once; the client's CONNECT ("40{auth}") within
+// auth_timeout, checked like a /ws token; then the hub catches it up (recovery or snapshot)
+// and the CONNECT reply goes out as its start frame. Heartbeat is server-driven: "2" every
+// ping interval, "3" expected back within the ping timeout.
+// Single-threaded: called on the io_context's thread only.
+#pragma once
+
+#include "config.h"
+#include "hub.h"
+#include "jwt_verifier.h"
+#include "request_target.h"
+#include "session.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace mn {
+
+class SocketIoProtocol {
+ public:
+  using JwtSource = std::function<std::shared_ptr<const JwtVerifier>()>;
+
+  SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt);
+
+  // At the HTTP upgrade: is this a Socket.IO WebSocket request we serve? On false, `status`
+  // and `body` hold the reply (400 and a JSON error like the reference server's).
+  bool accept_handshake(const RequestTarget& target, int& status, std::string& body) const;
+
+  // The WebSocket is open: send OPEN, wait for CONNECT. `bearer` is a token that came with
+  // the upgrade request (Authorization header or access_token parameter), if any.
+  void on_open(Session& s, const std::string& bearer);
+  void on_text(Session& s, const std::string& frame);
+  // Heartbeat: the server pings (Engine.IO v4).
+  void send_ping(Session& s);
+  // The CONNECT reply, sent by the hub once the session is caught up.
+  std::string start_frame(Session& s, bool recovered, const std::string& position);
+
+ private:
+  const Config& cfg_;
+  Transport& transport_;
+  Hub& hub_;
+  JwtSource jwt_;
+};
+
+}  // namespace mn
