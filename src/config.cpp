@@ -133,9 +133,12 @@ void register_serve_options(CLI::App& app, Config& c) {
   add_duration(app, "auth-timeout", c.auth_timeout, "Socket.IO: time allowed to send CONNECT");
 
   add(app, "wake-mode", c.wake_mode_name,
-      "How commits wake the sidecar: notify (always NOTIFY), adaptive, poll (never NOTIFY)");
+      "How commits wake the sidecar: adaptive (NOTIFY only while this sidecar is idle), "
+      "notify (always), poll (never; read every --poll-interval)");
   add_duration(app, "poll-interval", c.poll_interval,
                "Read the log at least this often (the only wake-up in poll mode)");
+  add_duration(app, "busy-poll-interval", c.busy_poll_interval,
+               "Adaptive mode: while changes keep coming, read this often instead of being woken");
   add_duration(app, "retention", c.retention, "Keep log rows this long; clients can resume within it");
   add_duration(app, "prune-interval", c.prune_interval, "How often to prune the log");
   add_duration(app, "db-timeout", c.db_timeout,
@@ -223,6 +226,8 @@ std::vector<std::string> load(Config& c) {
   if (c.ping_interval.count() <= 0 || c.ping_timeout.count() <= 0)
     errors.push_back("--ping-interval and --ping-timeout must be positive");
   if (c.poll_interval.count() < 1) errors.push_back("--poll-interval must be at least 1ms");
+  if (c.busy_poll_interval.count() < 1 || c.busy_poll_interval > c.poll_interval)
+    errors.push_back("--busy-poll-interval must be between 1ms and --poll-interval");
   if (c.db_timeout.count() < 100) errors.push_back("--db-timeout must be at least 100ms");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(std::begin(levels), std::end(levels), c.log_level) == std::end(levels))

@@ -62,9 +62,10 @@ struct Config {
   std::chrono::milliseconds auth_timeout{10000};  // Socket.IO: time to send CONNECT
 
   // The log and how the sidecar is woken
-  std::string wake_mode_name = "notify";
-  WakeMode wake_mode = WakeMode::notify;
+  std::string wake_mode_name = "adaptive";
+  WakeMode wake_mode = WakeMode::adaptive;
   std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds busy_poll_interval{2};
   std::chrono::milliseconds retention{24 * 3600 * 1000};
   std::chrono::milliseconds prune_interval{60000};
   std::chrono::milliseconds db_timeout{5000};  // a query or connect unanswered this long: reconnect

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace mn {
@@ -131,6 +132,10 @@ void EventLogReader::subscribe() {
         });
   }
   // Queued after LISTEN: whatever commits from here on either is in this read or wakes us.
+  // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
+  wake_ = Wake::settling;
+  armed_at_.reset();
+  settle_delay_ = cfg_.busy_poll_interval;
   read();
 }
 
@@ -207,7 +212,54 @@ void EventLogReader::on_read(PgResult r) {
     if (on_ready_) on_ready_();
   }
   if (std::exchange(dirty_, false)) return read();
-  schedule_poll(cfg_.poll_interval);
+  if (cfg_.wake_mode != WakeMode::adaptive) return schedule_poll(cfg_.poll_interval);
+  adapt(!batch.rows.empty(), *to);
+}
+
+// Adaptive wake-up. Every notifying commit in the cluster takes one lock, so the triggers
+// only NOTIFY while a sidecar says it is waiting (membership_notifier.listener.waiting):
+//  - armed: waiting for a NOTIFY (and polling at poll_interval as a safety net);
+//  - draining: woken, no longer waiting, reading every busy_poll_interval while rows come;
+//  - settling: waiting again. A transaction whose trigger looked before the arm committed
+//    notifies no one, but it already had its xid then, so it is in the in-progress list of
+//    the first read after arming (`armed_at`) or visible to it. Reading on, with backoff,
+//    until none of those is still running closes that gap.
+void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
+  if (got_rows && wake_ != Wake::draining) {
+    set_waiting(false);
+    wake_ = Wake::draining;
+  }
+  switch (wake_) {
+    case Wake::draining:
+      if (got_rows) return schedule_poll(cfg_.busy_poll_interval);
+      set_waiting(true);
+      wake_ = Wake::settling;
+      armed_at_.reset();
+      settle_delay_ = cfg_.busy_poll_interval;
+      return read();  // queued after the UPDATE: its snapshot sees the arm committed
+    case Wake::settling: {
+      if (!armed_at_) armed_at_ = seen;
+      bool settled = std::none_of(armed_at_->xip.begin(), armed_at_->xip.end(), [&seen](uint64_t x) {
+        return std::binary_search(seen.xip.begin(), seen.xip.end(), x);
+      });
+      if (settled) {
+        wake_ = Wake::armed;
+        return schedule_poll(cfg_.poll_interval);
+      }
+      settle_delay_ = std::min(settle_delay_ * 2, cfg_.poll_interval);
+      return schedule_poll(settle_delay_);
+    }
+    case Wake::armed:
+      return schedule_poll(cfg_.poll_interval);
+  }
+}
+
+void EventLogReader::set_waiting(bool waiting) {
+  auto conn = conn_;
+  conn->query("UPDATE membership_notifier.listener SET waiting = $1 WHERE backend_pid = pg_backend_pid()",
+              {waiting ? "true" : "false"}, [this, conn](PgResult r) {
+                if (conn == conn_ && !r.ok()) lost("updating the wake-up mark failed: " + r.error());
+              });
 }
 
 void EventLogReader::schedule_poll(std::chrono::milliseconds after) {

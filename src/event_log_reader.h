@@ -81,6 +81,8 @@ class EventLogReader {
   void on_read(PgResult r);
   void schedule_poll(std::chrono::milliseconds after);
   void wake();
+  void adapt(bool got_rows, const PgSnapshot& seen);
+  void set_waiting(bool waiting);
 
   asio::io_context& io_;
   const Config& cfg_;
@@ -98,6 +100,9 @@ class EventLogReader {
   std::string log_id_;
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;
+  enum class Wake { armed, draining, settling } wake_ = Wake::settling;
+  std::optional<PgSnapshot> armed_at_;
+  std::chrono::milliseconds settle_delay_{2};
   ReaderStats stats_;
 };
 

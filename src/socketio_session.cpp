@@ -1,28 +1,144 @@
 #include "socketio_session.h"
 
-#include "socketio_codec.h"
+#include "offset.h"
+
+#include <spdlog/spdlog.h>
+
+#include <strings.h>
 
 namespace mn {
+namespace {
+
+// The reference server's (engine.io) error codes and texts, which clients and proxies may
+// match on.
+constexpr const char* kTransportUnknown = R"({"code":0,"message":"Transport unknown"})";
+constexpr const char* kSessionIdUnknown = R"({"code":1,"message":"Session ID unknown"})";
+constexpr const char* kUnsupportedProtocol = R"({"code":5,"message":"Unsupported protocol version"})";
+
+constexpr uint16_t kCloseNormal = 1000;
+constexpr uint16_t kCloseUnsupportedData = 1003;
+constexpr uint16_t kCloseInvalidPayload = 1007;
+constexpr uint16_t kClosePolicy = 1008;
+
+// socket.io-client sends whatever the application put in `auth`; accept the header form too.
+std::string strip_bearer(const std::string& token) {
+  static const std::string prefix = "Bearer ";
+  if (token.size() > prefix.size() && strncasecmp(token.c_str(), prefix.c_str(), prefix.size()) == 0)
+    return token.substr(prefix.size());
+  return token;
+}
+
+}  // namespace
 
 SocketIoProtocol::SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt)
-    : cfg_(cfg), transport_(transport), hub_(hub), jwt_(std::move(jwt)) {}
+    : cfg_(cfg), transport_(transport), hub_(hub), jwt_(std::move(jwt)), random_(std::random_device{}()) {}
 
-bool SocketIoProtocol::accept_handshake(const RequestTarget&, int& status, std::string& body) const {
+bool SocketIoProtocol::accept_handshake(const RequestTarget& target, int& status, std::string& body) const {
   status = 400;
-  body = R"({"code":0,"message":"Transport unknown"})";
-  return false;  // not yet implemented
+  // Checked in the reference server's order: transport first, then session, then version.
+  if (target.single("transport") != "websocket") {
+    body = kTransportUnknown;
+    return false;
+  }
+  // A sid asks to upgrade a polling session, and there are none here.
+  if (target.has("sid")) {
+    body = kSessionIdUnknown;
+    return false;
+  }
+  if (target.single("EIO") != "4") {
+    body = kUnsupportedProtocol;
+    return false;
+  }
+  return true;
 }
 
-void SocketIoProtocol::on_open(Session& s, const std::string&) {
-  transport_.close(s, 1011, "Socket.IO not implemented yet");
+std::string SocketIoProtocol::new_id() {
+  uint64_t hi = random_(), lo = random_();
+  return socketio::session_id(hi, lo);
 }
 
-void SocketIoProtocol::on_text(Session& s, const std::string&) {
-  transport_.close(s, 1011, "Socket.IO not implemented yet");
+void SocketIoProtocol::on_open(Session& s, const std::string& bearer) {
+  s.handshake_token = bearer;  // kept only until CONNECT
+  transport_.send(s, socketio::open_frame(new_id(), cfg_.ping_interval, cfg_.ping_timeout, cfg_.max_message_bytes));
 }
 
-void SocketIoProtocol::send_ping(Session& s) { transport_.send(s, "2"); }
+void SocketIoProtocol::on_text(Session& s, const std::string& frame) {
+  using socketio::ClientPacket;
+  auto p = socketio::parse_client_frame(frame);
+  switch (p.type) {
+    case ClientPacket::pong:
+      s.ping_outstanding = false;
+      return;
+    case ClientPacket::close:
+      return transport_.close(s, kCloseNormal, "client closed the Engine.IO session");
+    case ClientPacket::ignored:
+    case ClientPacket::event:  // nothing listens to client events; an ack they ask for never comes,
+    case ClientPacket::ack:    // as with a reference server that has no handler for them
+      return;
+    case ClientPacket::binary:
+      return transport_.close(s, kCloseUnsupportedData, "binary Socket.IO packets are not accepted");
+    case ClientPacket::invalid:
+      return transport_.close(s, kCloseInvalidPayload, "unparseable packet: " + p.error);
+    case ClientPacket::disconnect:
+      if (p.nsp == "/") transport_.close(s, kCloseNormal, "client disconnected");
+      return;
+    case ClientPacket::connect:
+      if (p.nsp != "/") {
+        transport_.send(s, socketio::connect_error_frame(p.nsp, "Invalid namespace"));
+        return;
+      }
+      // Already connected (or being caught up): a stock client never does this; a second
+      // session on one socket is not something to build for.
+      if (s.phase != Phase::awaiting_auth) return;
+      return on_connect(s, p.auth);
+  }
+}
 
-std::string SocketIoProtocol::start_frame(Session&, bool, const std::string&) { return "40{}"; }
+void SocketIoProtocol::refuse(Session& s, const char* code, const std::string& why) {
+  spdlog::info("refused {}: {} protocol=socket.io", s.peer, why);
+  transport_.send(s, socketio::connect_error_frame("/", "unauthorized", std::string(R"({"code":")") + code + "\"}"));
+  // The client destroys its socket on CONNECT_ERROR and does not reconnect; the close only
+  // keeps a client that ignores it from holding the connection.
+  transport_.close(s, kClosePolicy, std::string("unauthorized: ") + code);
+}
+
+void SocketIoProtocol::on_connect(Session& s, const socketio::ConnectAuth& auth) {
+  std::string token = auth.token ? strip_bearer(*auth.token) : std::string();
+  if (token.empty() && !auth.bad_token) token = s.handshake_token;
+  s.handshake_token.clear();
+  if (auth.bad_token) return refuse(s, "invalid_token", "invalid token (not a string)");
+  if (token.empty()) return refuse(s, "missing_token", "no token");
+  auto verifier = jwt_();
+  if (!verifier) return refuse(s, "invalid_token", "no JWT verifier configured");
+  auto outcome = verifier->verify(token, std::chrono::system_clock::now());
+  if (!outcome.ok) return refuse(s, "invalid_token", "invalid token (" + outcome.error + ")");
+  s.user_id = outcome.user_id;
+
+  if (auth.pid) {
+    s.resume_requested = true;
+    if (auto parts = socketio::split_pid(*auth.pid)) {
+      // The offset of the last event received, or where the stream began if none came.
+      auto from = decode_offset(auth.offset ? *auth.offset : parts->position);
+      if (from) {
+        s.resume_from = std::move(from);
+        s.sid = std::move(parts->sid);
+        s.pid = *auth.pid;
+      }
+    }
+  }
+  spdlog::info("connect session={} user={} peer={} protocol=socket.io resume={}", s.serial, s.user_id, s.peer,
+               s.resume_from ? "yes" : (s.resume_requested ? "invalid" : "no"));
+  hub_.open(s);
+}
+
+void SocketIoProtocol::send_ping(Session& s) { transport_.send(s, socketio::ping_frame()); }
+
+std::string SocketIoProtocol::start_frame(Session& s, bool recovered, const std::string& position) {
+  if (!recovered || s.pid.empty()) {
+    s.sid = new_id();
+    s.pid = socketio::make_pid(s.sid, position);
+  }
+  return socketio::connect_frame(s.sid, s.pid);
+}
 
 }  // namespace mn

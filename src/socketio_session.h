@@ -6,7 +6,19 @@
 // Life of a session: OPEN packet at once; the client's CONNECT ("40{auth}") within
 // auth_timeout, checked like a /ws token; then the hub catches it up (recovery or snapshot)
 // and the CONNECT reply goes out as its start frame. Heartbeat is server-driven: "2" every
-// ping interval, "3" expected back within the ping timeout.
+// ping interval, "3" expected back within the ping timeout (the same --ping-interval and
+// --ping-timeout as /ws, announced in the OPEN packet; WsServer's sweep runs both).
+//
+// Recovery without server memory: the pid in the CONNECT reply is "<sid>~<position>"
+// (socketio_codec.h), and the client sends it back with the offset of the last event it
+// received. The resume position is that offset, or without one (no event arrived before the
+// drop) the position in the pid; the hub replays from it. Only the token decides the user,
+// so a forged pid or offset can at most replay the token's own user's events.
+//
+// Close codes: 1003 for binary packets, 1007 for a frame that does not parse, 1008 after an
+// unauthorized CONNECT, 1000 when the client says goodbye ("1" or "41"). Nothing sends "41":
+// a server that goes away just closes, and the client reconnects and recovers.
+//
 // Single-threaded: called on the io_context's thread only.
 #pragma once
 
@@ -15,9 +27,11 @@
 #include "jwt_verifier.h"
 #include "request_target.h"
 #include "session.h"
+#include "socketio_codec.h"
 
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 
 namespace mn {
@@ -38,14 +52,20 @@ class SocketIoProtocol {
   void on_text(Session& s, const std::string& frame);
   // Heartbeat: the server pings (Engine.IO v4).
   void send_ping(Session& s);
-  // The CONNECT reply, sent by the hub once the session is caught up.
+  // The CONNECT reply, sent by the hub once the session is caught up. Not recovered: a new
+  // sid, and a pid that remembers `position`, where this session's stream starts.
   std::string start_frame(Session& s, bool recovered, const std::string& position);
 
  private:
+  void on_connect(Session& s, const socketio::ConnectAuth& auth);
+  void refuse(Session& s, const char* code, const std::string& why);
+  std::string new_id();
+
   const Config& cfg_;
   Transport& transport_;
   Hub& hub_;
   JwtSource jwt_;
+  std::mt19937_64 random_;
 };
 
 }  // namespace mn
