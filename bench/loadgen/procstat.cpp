@@ -1,0 +1,70 @@
+#include "procstat.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace bench {
+namespace {
+
+// Fields after the command name (which may hold spaces and parentheses): state is field 3.
+bool read_stat(const std::string& path, int& ppid, int64_t& ticks) {
+  std::ifstream in(path);
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = s.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(s.substr(close + 2));
+  std::string f[14];
+  for (auto& x : f) rest >> x;  // fields 3..16
+  if (!rest) return false;
+  ppid = std::atoi(f[1].c_str());                            // field 4
+  ticks = std::atoll(f[11].c_str()) + std::atoll(f[12].c_str());  // fields 14, 15
+  return true;
+}
+
+}  // namespace
+
+int64_t process_ticks(int pid) {
+  int ppid;
+  int64_t t;
+  return read_stat("/proc/" + std::to_string(pid) + "/stat", ppid, t) ? t : -1;
+}
+
+int64_t thread_ticks(int tid) {
+  int ppid;
+  int64_t t;
+  return read_stat("/proc/self/task/" + std::to_string(tid) + "/stat", ppid, t) ? t : -1;
+}
+
+int64_t tree_ticks(int root) {
+  int64_t total = process_ticks(root);
+  if (total < 0) return -1;
+  DIR* d = opendir("/proc");
+  if (!d) return total;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int ppid;
+    int64_t t;
+    if (read_stat(std::string("/proc/") + e->d_name + "/stat", ppid, t) && ppid == root) total += t;
+  }
+  closedir(d);
+  return total;
+}
+
+long rss_kb(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+long ticks_per_second() { return sysconf(_SC_CLK_TCK); }
+
+}  // namespace bench

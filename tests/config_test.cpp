@@ -1,0 +1,108 @@
+// Config: flags, environment, defaults, and the checks `--check-config` runs.
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Parsed {
+  mn::Config cfg;
+  std::vector<std::string> errors;
+  bool parse_failed = false;
+};
+
+Parsed parse(std::vector<std::string> args) {
+  Parsed p;
+  CLI::App app;
+  mn::register_serve_options(app, p.cfg);
+  std::vector<const char*> argv{"serve"};
+  for (auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError&) {
+    p.parse_failed = true;
+    return p;
+  }
+  p.errors = mn::load(p.cfg);
+  return p;
+}
+
+}  // namespace
+
+TEST(Config, DurationsTakeUnitsAndBareNumbersAreMilliseconds) {
+  EXPECT_EQ(mn::parse_duration("250"), 250ms);
+  EXPECT_EQ(mn::parse_duration("5s"), 5000ms);
+  EXPECT_EQ(mn::parse_duration("24h"), 24h);
+  EXPECT_EQ(mn::parse_duration("1d"), 24h);
+  EXPECT_FALSE(mn::parse_duration("5 s"));
+  EXPECT_FALSE(mn::parse_duration("s"));
+  EXPECT_FALSE(mn::parse_duration("-5s"));
+  EXPECT_EQ(mn::format_duration(24h), "1d");
+  EXPECT_EQ(mn::format_duration(1500ms), "1500ms");
+}
+
+TEST(Config, ValidSettingsLoadWithTheDocumentedDefaults) {
+  auto p = parse({"--listen", "0.0.0.0:9000"});
+  setenv("MEMBERSHIP_NOTIFIER_JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+  p = parse({"--listen", "0.0.0.0:9000"});
+  unsetenv("MEMBERSHIP_NOTIFIER_JWT_SECRET");
+  EXPECT_TRUE(p.errors.empty()) << p.errors.front();
+  EXPECT_EQ(p.cfg.listen_host, "0.0.0.0");
+  EXPECT_EQ(p.cfg.listen_port, 9000);
+  EXPECT_EQ(p.cfg.wake_mode, mn::WakeMode::adaptive);
+  EXPECT_EQ(p.cfg.retention, 24h);
+  EXPECT_EQ(p.cfg.jwt.key, "0123456789abcdef0123456789abcdef");
+}
+
+TEST(Config, EnvironmentVariablesSetFlagsAndFlagsWin) {
+  setenv("MEMBERSHIP_NOTIFIER_JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+  setenv("MEMBERSHIP_NOTIFIER_MAX_CONNECTIONS", "123", 1);
+  setenv("MEMBERSHIP_NOTIFIER_PING_INTERVAL", "3s", 1);
+  auto p = parse({"--ping-interval", "4s"});
+  unsetenv("MEMBERSHIP_NOTIFIER_MAX_CONNECTIONS");
+  unsetenv("MEMBERSHIP_NOTIFIER_PING_INTERVAL");
+  unsetenv("MEMBERSHIP_NOTIFIER_JWT_SECRET");
+  EXPECT_TRUE(p.errors.empty());
+  EXPECT_EQ(p.cfg.max_connections, 123u);
+  EXPECT_EQ(p.cfg.ping_interval, 4s);
+}
+
+TEST(Config, AConfigFileSetsWhatFlagsAndEnvironmentDoNot) {
+  std::string path = testing::TempDir() + "/mn_config_test.ini";
+  std::ofstream(path) << "wake-mode = poll\nmax-message-bytes = 2048\n";
+  setenv("MEMBERSHIP_NOTIFIER_JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+  auto p = parse({"--config", path});
+  unsetenv("MEMBERSHIP_NOTIFIER_JWT_SECRET");
+  EXPECT_TRUE(p.errors.empty());
+  EXPECT_EQ(p.cfg.wake_mode, mn::WakeMode::poll);
+  EXPECT_EQ(p.cfg.max_message_bytes, 2048u);
+}
+
+TEST(Config, EveryBadValueIsReportedClearly) {
+  auto p = parse({"--listen", "nope", "--wake-mode", "sometimes", "--jwt-algorithm", "none"});
+  ASSERT_FALSE(p.parse_failed);
+  std::string all;
+  for (auto& e : p.errors) all += e + "\n";
+  EXPECT_NE(all.find("--listen"), std::string::npos) << all;
+  EXPECT_NE(all.find("--wake-mode"), std::string::npos) << all;
+  EXPECT_NE(all.find("--jwt-algorithm"), std::string::npos) << all;
+  EXPECT_TRUE(parse({"--ping-interval", "soon"}).parse_failed);
+}
+
+TEST(Config, HS256WithoutASecretAndRS256WithoutAKeyAreRefused) {
+  unsetenv("MEMBERSHIP_NOTIFIER_JWT_SECRET");
+  auto hs = parse({});
+  ASSERT_FALSE(hs.errors.empty());
+  EXPECT_NE(hs.errors[0].find("secret"), std::string::npos);
+  auto rs = parse({"--jwt-algorithm", "RS256"});
+  ASSERT_FALSE(rs.errors.empty());
+  EXPECT_NE(rs.errors[0].find("public-key"), std::string::npos);
+  auto missing = parse({"--jwt-secret-file", "/nonexistent/secret"});
+  ASSERT_FALSE(missing.errors.empty());
+  EXPECT_NE(missing.errors[0].find("cannot read"), std::string::npos);
+}

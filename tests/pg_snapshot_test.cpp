@@ -1,0 +1,40 @@
+// pg_snapshot text and visibility, as PostgreSQL defines them.
+#include "pg_snapshot.h"
+
+#include <gtest/gtest.h>
+
+using mn::PgSnapshot;
+
+TEST(PgSnapshot, ParsesAndPrintsPostgresTextForm) {
+  auto s = PgSnapshot::parse("10:20:12,15");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->xmin, 10u);
+  EXPECT_EQ(s->xmax, 20u);
+  EXPECT_EQ(s->xip, (std::vector<uint64_t>{12, 15}));
+  EXPECT_EQ(s->to_string(), "10:20:12,15");
+  EXPECT_EQ(PgSnapshot::parse("7:7:")->to_string(), "7:7:");
+}
+
+TEST(PgSnapshot, RefusesAnythingPostgresWouldNotPrint) {
+  for (const char* bad : {"", "1", "1:2", "x:2:", "5:4:", "0:4:", "1:5:9", "1:5:3,", "1:5:,3", "1:5:a",
+                          "99999999999999999999999:1:", "1:2:3:4"}) {
+    EXPECT_FALSE(PgSnapshot::parse(bad)) << bad;
+  }
+}
+
+TEST(PgSnapshot, SeesFinishedTransactionsButNotRunningOrLaterOnes) {
+  auto s = *PgSnapshot::parse("10:20:12,15");
+  EXPECT_TRUE(s.sees(9));
+  EXPECT_TRUE(s.sees(10));  // below xmax and not in progress
+  EXPECT_FALSE(s.sees(12));
+  EXPECT_TRUE(s.sees(13));
+  EXPECT_FALSE(s.sees(15));
+  EXPECT_FALSE(s.sees(20));
+  EXPECT_FALSE(s.sees(21));
+}
+
+TEST(PgSnapshot, IsFinishedByALaterSnapshotWhoseXminPassedItsXmax) {
+  auto s = *PgSnapshot::parse("10:20:12");
+  EXPECT_FALSE(s.finished_by(*PgSnapshot::parse("12:25:12")));
+  EXPECT_TRUE(s.finished_by(*PgSnapshot::parse("20:25:")));
+}

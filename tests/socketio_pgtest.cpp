@@ -1,0 +1,463 @@
+// /socket.io/ against a real PostgreSQL, with the stock socket.io-client 4.8 (tests/node,
+// installed by `npm ci --prefix tests/node`) driven as a child process, and with a raw
+// WebSocket client for what a stock client never sends.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "support/http.h"
+#include "support/jwt_mint.h"
+#include "support/pg_cluster.h"
+#include "support/sidecar.h"
+#include "support/ws_client.h"
+
+namespace mn::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const std::string kSecret = "socketio-test-secret-0123456789abcdef";
+const std::string kNodeDir = std::string(MN_SOURCE_DIR) + "/tests/node";
+
+// The stock client as a child: options go to io(), each stdout line is one JSON report
+// (see tests/node/sio_client.js).
+class NodeClient {
+ public:
+  NodeClient(const std::string& url, const Json& options) {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    const std::string script = kNodeDir + "/sio_client.js", opts = options.dump();
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      execlp("node", "node", script.c_str(), url.c_str(), opts.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    stdin_ = in[1];
+    stdout_ = out[0];
+  }
+  ~NodeClient() {
+    close(stdin_);
+    close(stdout_);
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  NodeClient(const NodeClient&) = delete;
+  NodeClient& operator=(const NodeClient&) = delete;
+
+  void command(const std::string& line) {
+    std::string l = line + "\n";
+    ASSERT_EQ(write(stdin_, l.data(), l.size()), static_cast<ssize_t>(l.size()));
+  }
+
+  // The next report; nullopt once `timeout` passes with none.
+  std::optional<Json> next(std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        seen_.push_back(line);
+        return Json::parse(line);
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      pollfd p{stdout_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = read(stdout_, buf, sizeof buf);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  // The next report of `type`, skipping pings; fails the test (empty object) otherwise.
+  Json expect(const std::string& type, std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = Clock::now() + timeout;
+    while (auto j = next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()))) {
+      if (j->at("type") == "ping") continue;
+      EXPECT_EQ(j->at("type"), type) << "reports so far:\n" << transcript();
+      return *j;
+    }
+    ADD_FAILURE() << "no \"" << type << "\" report within " << timeout.count() << " ms; reports so far:\n"
+                  << transcript();
+    return Json::object();
+  }
+
+  // The next event, which must be `name`; returns its first argument (the data).
+  Json expect_event(const std::string& name, std::chrono::milliseconds timeout = 5s) {
+    Json e = expect("event", timeout);
+    if (e.empty()) return e;
+    EXPECT_EQ(e.at("name"), name) << transcript();
+    // Every event carries its offset last, as a string, so the client can recover.
+    EXPECT_EQ(e.at("args").size(), 2u);
+    EXPECT_TRUE(e.at("args").back().is_string());
+    return e.at("args").front();
+  }
+
+  // Everything reported until nothing has been for `quiet`.
+  std::vector<Json> drain(std::chrono::milliseconds quiet = 300ms) {
+    std::vector<Json> all;
+    while (auto j = next(quiet)) all.push_back(*j);
+    return all;
+  }
+
+  std::string transcript() const {
+    std::string t;
+    for (const auto& l : seen_) t += "  " + l + "\n";
+    return t;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1, stdout_ = -1;
+  std::string buffer_;
+  std::vector<std::string> seen_;
+};
+
+// A port nobody holds right now, for a sidecar that must come back on the same one.
+uint16_t free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("cannot bind a loopback port");
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+class SocketIoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(std::filesystem::exists(kNodeDir + "/node_modules/socket.io-client"))
+        << "socket.io-client is not installed: run `npm ci --prefix tests/node`";
+    static std::atomic<int> counter{0};
+    db_ = "sio_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
+    PgCluster& pg = shared_cluster();
+    pg.exec("DROP DATABASE IF EXISTS " + db_);
+    pg.create_database(db_);
+    pg.exec("CREATE TABLE public.channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))",
+            db_);
+    std::string out;
+    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", pg.conninfo(db_)}, &out), 0) << out;
+  }
+
+  // The sidecar on `port` (0: any), with `extra` flags; returns once it is ready.
+  uint16_t start(const std::vector<std::string>& extra = {}, uint16_t port = 0) {
+    std::vector<std::string> args = {"serve", "--database-url", shared_cluster().conninfo(db_), "--listen",
+                                     "127.0.0.1:" + std::to_string(port), "--poll-interval", "200ms"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    sidecar_.start(args, {{"MEMBERSHIP_NOTIFIER_JWT_SECRET", kSecret}});
+    EXPECT_TRUE(sidecar_.wait_ready()) << sidecar_.log();
+    port_ = sidecar_.port();
+    return port_;
+  }
+
+  void sql(const std::string& statement) { shared_cluster().exec(statement, db_); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  static std::string token(const std::string& user) { return mint_hs256(kSecret, claims_for(user)); }
+  // Options for a client that reconnects quickly and predictably.
+  static Json options(const std::string& user, int reconnect_ms = 200) {
+    return {{"auth", {{"token", token(user)}}},
+            {"reconnectionDelay", reconnect_ms},
+            {"reconnectionDelayMax", reconnect_ms},
+            {"randomizationFactor", 0}};
+  }
+
+  std::string db_;
+  Sidecar sidecar_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(SocketIoTest, AStockClientReceivesASnapshotThenJoinsAndLeavesOfItsOwnUserInOrder) {
+  sql("INSERT INTO channel_members VALUES ('c0', 'u1')");
+  start();
+  NodeClient c(url(), options("u1"));
+  const Json connect = c.expect("connect");
+  EXPECT_EQ(connect.at("recovered"), false);
+  EXPECT_TRUE(connect.at("pid").is_string());
+  const Json snapshot = c.expect_event("channel.snapshot");
+  ASSERT_EQ(snapshot.at("channels").size(), 1u);
+  EXPECT_EQ(snapshot.at("channels")[0].at("channelId"), "c0");
+
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c1', 'u2')");
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  Json j1 = c.expect_event("channel.joined");
+  EXPECT_EQ(j1.at("channelId"), "c1");
+  EXPECT_EQ(j1.at("userId"), "u1");
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c2");
+  Json left = c.expect_event("channel.left");
+  EXPECT_EQ(left.at("channelId"), "c1");
+  EXPECT_EQ(left.at("userId"), "u1");
+  EXPECT_TRUE(c.drain().empty()) << "u2's events must not reach u1:\n" << c.transcript();
+  EXPECT_TRUE(sidecar_.wait_for_log("protocol=socket.io resume=no"));
+  EXPECT_EQ(sidecar_.log().find(token("u1")), std::string::npos) << "a token was logged";
+}
+
+TEST_F(SocketIoTest, ABadTokenSurfacesAsConnectErrorUnauthorizedAndTheClientStops) {
+  start();
+  Json bad = options("u1", 100);
+  bad["auth"]["token"] = mint_hs256("another-secret-0123456789abcdef", claims_for("u1"));
+  NodeClient c(url(), bad);
+  Json err = c.expect("connect_error");
+  EXPECT_EQ(err.at("message"), "unauthorized");
+  EXPECT_EQ(err.at("data"), Json({{"code", "invalid_token"}}));
+  // The server also closes the socket; the client must not take that as a reason to retry.
+  EXPECT_TRUE(c.drain(700ms).empty()) << c.transcript();
+
+  Json none = options("u1");
+  none["auth"] = Json::object();
+  NodeClient missing(url(), none);
+  Json err2 = missing.expect("connect_error");
+  EXPECT_EQ(err2.at("message"), "unauthorized");
+  EXPECT_EQ(err2.at("data").at("code"), "missing_token");
+}
+
+TEST_F(SocketIoTest, ATokenIsTakenFromAuthWithBearerPrefixFromTheHeaderOrFromTheQuery) {
+  start();
+  Json bearer = options("u1");
+  bearer["auth"]["token"] = "Bearer " + token("u1");
+  Json header = options("u2");
+  header["auth"] = Json::object();
+  header["extraHeaders"] = {{"Authorization", "Bearer " + token("u2")}};
+  Json query = options("u3");
+  query["auth"] = Json::object();
+  query["query"] = {{"access_token", token("u3")}};
+  for (const Json& o : {bearer, header, query}) {
+    NodeClient c(url(), o);
+    EXPECT_EQ(c.expect("connect").at("recovered"), false) << o.dump();
+    c.expect_event("channel.snapshot");
+  }
+  EXPECT_TRUE(sidecar_.wait_for_log("user=u3 "));
+}
+
+TEST_F(SocketIoTest, PingsKeepAClientAlivePastSeveralIntervalsAndASilentPeerIsDropped) {
+  start({"--ping-interval", "300ms", "--ping-timeout", "700ms"});
+  Json o = options("u1");
+  o["logPings"] = true;
+  NodeClient c(url(), o);
+  c.expect("connect");
+  int pings = 0;
+  for (const Json& j : c.drain(2500ms)) {
+    if (j.at("type") == "ping") ++pings;
+    EXPECT_NE(j.at("type"), "disconnect") << c.transcript();
+  }
+  EXPECT_GE(pings, 4) << c.transcript();
+
+  // A peer that never answers "2" is closed once the ping timeout has passed.
+  auto ws = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket");
+  ASSERT_EQ(ws->handshake_status(), 101) << ws->error();
+  const std::string open = ws->next().value_or("");
+  ASSERT_EQ(open.substr(0, 1), "0");
+  const Json handshake = Json::parse(open.substr(1));
+  EXPECT_EQ(handshake.at("upgrades"), Json::array());
+  EXPECT_EQ(handshake.at("pingInterval"), 300);
+  EXPECT_EQ(handshake.at("pingTimeout"), 700);
+  EXPECT_TRUE(handshake.at("maxPayload").is_number());
+  ws->send_text("40" + Json({{"token", token("u1")}}).dump());
+  EXPECT_TRUE(ws->wait_closed(3s));
+  EXPECT_EQ(ws->close_code(), 1001);
+  EXPECT_EQ(ws->close_reason(), "no pong within ping timeout");
+}
+
+TEST_F(SocketIoTest, AfterATransportCloseTheClientRecoversEveryMissedEventInOrder) {
+  start();
+  NodeClient c(url(), options("u1", 1000));
+  const Json first = c.expect("connect");
+  c.expect_event("channel.snapshot");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  c.expect_event("channel.joined");
+
+  c.command("engine-close");
+  c.expect("disconnect");
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  sql("INSERT INTO channel_members VALUES ('c3', 'u1'), ('c3', 'u2')");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  c.expect("reconnect_attempt", 3s);
+  const Json again = c.expect("connect");
+  EXPECT_EQ(again.at("recovered"), true) << c.transcript();
+  EXPECT_EQ(again.at("pid"), first.at("pid"));
+  EXPECT_EQ(again.at("id"), first.at("id"));
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c2");
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c3");
+  EXPECT_EQ(c.expect_event("channel.left").at("channelId"), "c1");
+  // And it is live again.
+  sql("INSERT INTO channel_members VALUES ('c4', 'u1')");
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c4");
+  EXPECT_TRUE(c.drain().empty()) << c.transcript();
+  EXPECT_TRUE(sidecar_.wait_for_log("protocol=socket.io resume=yes"));
+}
+
+TEST_F(SocketIoTest, AClientThatReceivedNoOffsetRecoversFromThePositionInItsPid) {
+  start();
+  NodeClient c(url(), options("u1", 1000));
+  const Json first = c.expect("connect");
+  c.expect_event("channel.snapshot");
+  // As if the drop came between the CONNECT reply and the snapshot: the client sends a pid
+  // and no offset (Socket.IO's own server cannot recover that).
+  c.command("forget-offset");
+  c.command("engine-close");
+  c.expect("disconnect");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  const Json again = c.expect("connect", 3s);
+  EXPECT_EQ(again.at("recovered"), true) << c.transcript();
+  EXPECT_EQ(again.at("pid"), first.at("pid"));
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c1");
+  EXPECT_TRUE(c.drain().empty()) << c.transcript();
+}
+
+TEST_F(SocketIoTest, AfterASidecarKillAndRestartOnTheSamePortTheClientRecoversEveryMissedEvent) {
+  const uint16_t port = free_port();
+  start({}, port);
+  NodeClient c(url(), options("u1", 200));
+  const Json first = c.expect("connect");
+  c.expect_event("channel.snapshot");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  c.expect_event("channel.joined");
+
+  sidecar_.kill9();
+  c.expect("disconnect");
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  start({}, port);
+  Json again;
+  // Attempts against the dead port fail with connect_error until the sidecar is back.
+  while (true) {
+    auto j = c.next(10s);
+    ASSERT_TRUE(j.has_value()) << c.transcript();
+    if (j->at("type") == "connect") {
+      again = *j;
+      break;
+    }
+    ASSERT_TRUE(j->at("type") == "reconnect_attempt" || j->at("type") == "connect_error") << c.transcript();
+  }
+  EXPECT_EQ(again.at("recovered"), true) << c.transcript();
+  EXPECT_EQ(again.at("pid"), first.at("pid"));
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c2");
+  EXPECT_EQ(c.expect_event("channel.left").at("channelId"), "c1");
+  EXPECT_TRUE(c.drain().empty()) << c.transcript();
+}
+
+TEST_F(SocketIoTest, RecoveryPastRetentionGivesRecoveredFalseANewSidAndASnapshot) {
+  start();
+  NodeClient c(url(), options("u1", 1000));
+  const Json first = c.expect("connect");
+  c.expect_event("channel.snapshot");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  c.expect_event("channel.joined");
+  c.command("engine-close");
+  c.expect("disconnect");
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  sql("SELECT membership_notifier.prune('0 seconds')");
+  const Json again = c.expect("connect", 3s);
+  EXPECT_EQ(again.at("recovered"), false) << c.transcript();
+  EXPECT_NE(again.at("pid"), first.at("pid"));
+  EXPECT_NE(again.at("id"), first.at("id"));
+  const Json snapshot = c.expect_event("channel.snapshot");
+  ASSERT_EQ(snapshot.at("channels").size(), 2u) << snapshot.dump();
+  EXPECT_EQ(snapshot.at("channels")[0].at("channelId"), "c1");
+  EXPECT_EQ(snapshot.at("channels")[1].at("channelId"), "c2");
+  EXPECT_TRUE(c.drain().empty()) << c.transcript();
+}
+
+TEST_F(SocketIoTest, OnlyTheWebSocketTransportOfEngineIo4IsServedAndRefusalsUseTheReferenceErrors) {
+  start();
+  const HttpResponse polling = http_get(port_, "/socket.io/?EIO=4&transport=polling");
+  EXPECT_EQ(polling.status, 400);
+  EXPECT_EQ(Json::parse(polling.body), Json({{"code", 0}, {"message", "Transport unknown"}}));
+  auto upgrade_polling = WsClient::connect(port_, "/socket.io/?EIO=4&transport=polling");
+  EXPECT_EQ(upgrade_polling->handshake_status(), 400);
+  EXPECT_EQ(Json::parse(upgrade_polling->handshake_body()).at("code"), 0);
+  auto eio3 = WsClient::connect(port_, "/socket.io/?EIO=3&transport=websocket");
+  EXPECT_EQ(eio3->handshake_status(), 400);
+  EXPECT_EQ(Json::parse(eio3->handshake_body()),
+            Json({{"code", 5}, {"message", "Unsupported protocol version"}}));
+  auto sid = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket&sid=abc");
+  EXPECT_EQ(sid->handshake_status(), 400);
+  EXPECT_EQ(Json::parse(sid->handshake_body()).at("code"), 1);
+  auto extra = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket&t=PxYz&foo=bar");
+  EXPECT_EQ(extra->handshake_status(), 101) << "other query parameters are ignored";
+}
+
+// What a stock client never sends, over a raw WebSocket; each answer concerns that socket only.
+TEST_F(SocketIoTest, FramesAStockClientNeverSendsAreAnsweredOrCloseOnlyTheirOwnSocket) {
+  start({"--auth-timeout", "500ms"});
+  auto open = [this] {
+    auto ws = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket");
+    EXPECT_EQ(ws->next().value_or("").substr(0, 2), "0{");
+    return ws;
+  };
+  auto connect = [](WsClient& ws, const std::string& user) {
+    ws.send_text("40" + Json({{"token", token(user)}}).dump());
+    return ws.next().value_or("");
+  };
+  auto a = open();
+  a->send_text(R"(40/admin,{})");
+  EXPECT_EQ(a->next().value_or(""), R"(44/admin,{"message":"Invalid namespace"})");
+  EXPECT_EQ(connect(*a, "u1").substr(0, 9), R"(40{"sid":)");
+  EXPECT_EQ(a->next().value_or("").substr(0, 22), R"(42["channel.snapshot",)");
+  a->send_text(R"(42["hello",{"x":1}])");
+  a->send_text(R"(425["with-ack"])");
+  a->send_text(R"(431[])");
+  a->send_text("40" + Json({{"token", token("u2")}}).dump());  // a second CONNECT changes nothing
+
+  auto never = open();  // sends no CONNECT at all
+  auto binary = open();
+  binary->send_text(R"(451-["upload",{"_placeholder":true,"num":0}])");
+  auto garbage = open();
+  garbage->send_text(R"({"event":"hello"})");
+  auto bye = open();
+  connect(*bye, "u1");
+  bye->send_text("41");
+
+  EXPECT_TRUE(binary->wait_closed());
+  EXPECT_EQ(binary->close_code(), 1003);
+  EXPECT_TRUE(garbage->wait_closed());
+  EXPECT_EQ(garbage->close_code(), 1007);
+  EXPECT_NE(garbage->close_reason().find("unparseable"), std::string::npos);
+  EXPECT_TRUE(bye->wait_closed());
+  EXPECT_EQ(bye->close_code(), 1000);
+  EXPECT_TRUE(never->wait_closed(3s));
+  EXPECT_EQ(never->close_code(), 1008);
+
+  // The plain protocol and Socket.IO each get only their own frames for the same change.
+  auto plain = WsClient::connect(port_, "/ws?access_token=" + token("u1"));
+  ASSERT_EQ(plain->handshake_status(), 101);
+  EXPECT_EQ(plain->next_json().value_or(Json()).at("event"), "session");
+  EXPECT_EQ(plain->next_json().value_or(Json()).at("event"), "channel.snapshot");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c1', 'u2')");
+  EXPECT_EQ(plain->next_json().value_or(Json()).at("event"), "channel.joined");
+  EXPECT_TRUE(a->is_open());
+  const std::string frame = a->next().value_or("");
+  ASSERT_EQ(frame.substr(0, 20), R"(42["channel.joined",)");
+  const Json event = Json::parse(frame.substr(2));
+  EXPECT_EQ(event[1].at("userId"), "u1") << "the room is the first token's user";
+  EXPECT_TRUE(a->drain(300ms).empty());
+  EXPECT_TRUE(plain->drain(300ms).empty());
+}
+
+}  // namespace
+}  // namespace mn::test
