@@ -1,0 +1,160 @@
+// What a client receives for each kind of change to channel_members, end to end: real SQL,
+// the real sidecar, a real WebSocket client. Run in every wake mode (notify, adaptive, poll),
+// since each reaches the log by a different path and all must deliver the same.
+#include "support/notifier_fixture.h"
+
+#include <atomic>
+#include <thread>
+
+using namespace mn::test;
+using namespace std::chrono_literals;
+using Events = std::vector<std::string>;
+
+class Delivery : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    // poll mode reads on an interval only; a short one keeps the test quick.
+    start_sidecar({"--wake-mode", GetParam(), "--poll-interval", GetParam() == "poll" ? "20ms" : "1s"});
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(EveryWakeMode, Delivery, ::testing::Values("adaptive", "notify", "poll"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST_P(Delivery, AnInsertIsChannelJoinedForThatUserOnly) {
+  auto u1 = connect("u1");
+  auto u2 = connect("u2");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  auto ev = next_event(*u1);
+  EXPECT_EQ(ev["event"], "channel.joined");
+  EXPECT_EQ(ev["data"], nlohmann::json::parse(ev["data"].dump()));
+  EXPECT_EQ(ev["data"]["channelId"], "c1");
+  EXPECT_EQ(ev["data"]["userId"], "u1");
+  EXPECT_TRUE(ev["data"]["xType"].is_null());
+  EXPECT_TRUE(ev.contains("offset"));
+  EXPECT_EQ(ev["data"].size(), 4u);
+  EXPECT_EQ(events(*u2), Events{});
+}
+
+TEST_P(Delivery, OnConflictDoNothingThatSkipsIsNothingAndADeleteIsChannelLeft) {
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  auto u1 = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1') ON CONFLICT DO NOTHING");
+  sql("DELETE FROM channel_members WHERE channel_id = 'nope'");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  EXPECT_EQ(events(*u1), (Events{"left c1 u1"}));
+}
+
+TEST_P(Delivery, RolledBackWorkIsNothing) {
+  auto u1 = connect("u1");
+  sql("BEGIN; INSERT INTO channel_members VALUES ('rb', 'u1'); ROLLBACK;");
+  sql("BEGIN; INSERT INTO channel_members VALUES ('kept', 'u1'); SAVEPOINT s;"
+      " INSERT INTO channel_members VALUES ('undone', 'u1'); ROLLBACK TO SAVEPOINT s; COMMIT;");
+  EXPECT_EQ(events(*u1), (Events{"joined kept u1"}));
+}
+
+TEST_P(Delivery, JoinLeaveJoinInOneTransactionIsThreeEventsWithDistinctTimes) {
+  auto u1 = connect("u1");
+  sql("BEGIN; INSERT INTO channel_members VALUES ('c1', 'u1'); DELETE FROM channel_members WHERE channel_id = 'c1';"
+      " INSERT INTO channel_members VALUES ('c1', 'u1'); COMMIT;");
+  std::vector<nlohmann::json> got;
+  for (int i = 0; i < 3; ++i) got.push_back(next_event(*u1));
+  EXPECT_EQ(describe(got[0]), "joined c1 u1");
+  EXPECT_EQ(describe(got[1]), "left c1 u1");
+  EXPECT_EQ(describe(got[2]), "joined c1 u1");
+  // now() is the same for all three; occurredAt must not be (ISO 8601 strings sort by time).
+  EXPECT_LT(got[0]["data"]["occurredAt"], got[1]["data"]["occurredAt"]);
+  EXPECT_LT(got[1]["data"]["occurredAt"], got[2]["data"]["occurredAt"]);
+  EXPECT_EQ(events(*u1), Events{});
+}
+
+TEST_P(Delivery, AnUpdateThatMovesARowIsLeftForTheOldPairAndJoinedForTheNew) {
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  auto u1 = connect("u1");
+  auto u2 = connect("u2");
+  sql("UPDATE channel_members SET user_id = 'u2' WHERE channel_id = 'c1'");
+  sql("UPDATE channel_members SET channel_id = channel_id");  // changes nothing
+  EXPECT_EQ(events(*u1), (Events{"left c1 u1"}));
+  EXPECT_EQ(events(*u2), (Events{"joined c1 u2"}));
+}
+
+TEST_P(Delivery, RowsChangedByCascadesAndByCopyCountLikeAnyOther) {
+  sql("CREATE TABLE channels (id text PRIMARY KEY)");
+  sql("INSERT INTO channels VALUES ('c1'), ('c2')");
+  sql("ALTER TABLE channel_members ADD FOREIGN KEY (channel_id) REFERENCES channels ON DELETE CASCADE");
+  auto u1 = connect("u1");
+  sql("COPY channel_members FROM PROGRAM 'printf \"c1\\tu1\\nc2\\tu1\\n\"'");
+  sql("DELETE FROM channels WHERE id = 'c1'");
+  EXPECT_EQ(events(*u1), (Events{"joined c1 u1", "joined c2 u1", "left c1 u1"}));
+}
+
+TEST_P(Delivery, EverySocketOfAUserReceivesEveryEvent) {
+  auto a = connect("u1");
+  auto b = connect("u1");
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c2', 'u1')");
+  for (auto* client : {a.get(), b.get(), c.get()}) EXPECT_EQ(events(*client), (Events{"joined c1 u1", "joined c2 u1"}));
+}
+
+TEST_P(Delivery, AChangeTooBigForOneNotifyPayloadArrivesWhole) {
+  // 300 rows with 900-byte channel ids: ~270 kB in one statement, far past NOTIFY's 8000 bytes.
+  auto u1 = connect("u1");
+  sql("INSERT INTO channel_members SELECT repeat('x', 896) || lpad(g::text, 4, '0'), 'u1' FROM generate_series(1, 300) g");
+  auto got = events(*u1, 1s);
+  ASSERT_EQ(got.size(), 300u);
+  EXPECT_EQ(got.front(), "joined " + std::string(896, 'x') + "0001 u1");
+  EXPECT_EQ(got.back(), "joined " + std::string(896, 'x') + "0300 u1");
+}
+
+TEST_P(Delivery, ATruncateSendsEveryConnectedClientAFreshSnapshot) {
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c2', 'u2')");
+  auto u1 = connect("u1");
+  auto u2 = connect("u2");
+  sql("BEGIN; TRUNCATE channel_members; INSERT INTO channel_members VALUES ('c9', 'u2'); COMMIT;");
+  auto s1 = next_event(*u1);
+  auto s2 = next_event(*u2);
+  EXPECT_EQ(s1["event"], "channel.snapshot");
+  EXPECT_EQ(s1["data"]["channels"], nlohmann::json::array());
+  EXPECT_EQ(s2["event"], "channel.snapshot");
+  EXPECT_EQ(s2["data"]["channels"], nlohmann::json::parse(R"([{"channelId":"c9","xType":null}])"));
+  // Nothing of the truncated transaction arrives again after the snapshot that holds it.
+  EXPECT_EQ(events(*u2), Events{});
+}
+
+TEST_P(Delivery, TransactionsCommittingOutOfLogIdOrderAreBothDelivered) {
+  auto u1 = connect("u1");
+  pqxx::connection a(conninfo()), b(conninfo());
+  pqxx::work ta(a), tb(b);
+  ta.exec("INSERT INTO channel_members VALUES ('first-id', 'u1')");   // takes the lower log id
+  tb.exec("INSERT INTO channel_members VALUES ('second-id', 'u1')");  // the higher one
+  tb.commit();
+  EXPECT_EQ(events(*u1), (Events{"joined second-id u1"}));
+  ta.commit();  // a cursor of "id > last seen" would skip this one forever
+  EXPECT_EQ(events(*u1), (Events{"joined first-id u1"}));
+}
+
+TEST_P(Delivery, KillingTheListenerConnectionMidStreamLosesNothing) {
+  auto u1 = connect("u1");
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    pqxx::connection c(conninfo());
+    for (int i = 0; i < 400 && !stop; ++i) {
+      pqxx::nontransaction(c).exec("INSERT INTO channel_members VALUES ('k" + std::to_string(i) + "', 'u1')");
+      ++written;
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::this_thread::sleep_for(150ms);
+  // Notifications sent while no one listens are gone for good: only the log can fill the gap.
+  auto killed = query("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = 'membership-notifier listener' AND datname = current_database()) t");
+  EXPECT_EQ(killed[0][0].as<int>(), 1);
+  writer.join();
+  std::set<std::string> seen;
+  for (auto& e : events(*u1, 2s)) seen.insert(e);
+  EXPECT_EQ(static_cast<int>(seen.size()), written.load());
+  EXPECT_TRUE(seen.count("joined k0 u1") && seen.count("joined k" + std::to_string(written - 1) + " u1"));
+  EXPECT_TRUE(sidecar().wait_for_log("reconnecting in"));
+}

@@ -1,0 +1,68 @@
+// NotifierFixture: what most integration tests stand on. A database of its own in the shared
+// cluster, the application's table (public.channel_members(channel_id text, user_id text)),
+// the real migration applied by the real binary, a running sidecar, and clients with valid
+// tokens. One database per test, so tests do not see each other's events.
+#pragma once
+
+#include "support/jwt_mint.h"
+#include "support/pg_cluster.h"
+#include "support/sidecar.h"
+#include "support/ws_client.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mn::test {
+
+inline const char* kTestSecret = "test-secret-0123456789abcdef-0123456789";
+
+class NotifierFixture : public ::testing::Test {
+ protected:
+  // Creates the database and table and applies the migration (no sidecar yet).
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts a sidecar on this database; extra args are appended to the defaults
+  // (serve --database-url … --listen 127.0.0.1:0). Returns once /readyz says 200.
+  Sidecar& start_sidecar(const std::vector<std::string>& extra = {}, Sidecar* which = nullptr);
+
+  std::string token(const std::string& user) const { return mint_hs256(kTestSecret, claims_for(user)); }
+
+  // A /ws client for `user`, past the session frame and its snapshot; `query` is appended
+  // to the URL (e.g. "&offset=…"). Fails the test if the handshake fails.
+  std::unique_ptr<WsClient> connect(const std::string& user, const std::string& query = "",
+                                    uint16_t port = 0, nlohmann::json* session = nullptr,
+                                    nlohmann::json* snapshot = nullptr);
+
+  void sql(const std::string& statement) { pg().exec(statement, db_); }
+  pqxx::result query(const std::string& statement) { return pg().query(statement, db_); }
+
+  // The next event frame (skipping nothing), or a null json on timeout.
+  static nlohmann::json next_event(WsClient& c, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // "joined c1 u1" / "left c1 u1" for each event frame until `quiet` passes with nothing.
+  static std::vector<std::string> events(WsClient& c, std::chrono::milliseconds quiet = std::chrono::milliseconds(400));
+  static std::string describe(const nlohmann::json& frame);
+
+  PgCluster& pg() { return shared_cluster(); }
+  const std::string& db() const { return db_; }
+  std::string conninfo() { return pg().conninfo(db_); }
+  uint16_t port() { return sidecar_.port(); }
+  Sidecar& sidecar() { return sidecar_; }
+
+  // Set before SetUp (in the test's constructor) to change what is created.
+  std::string table_ddl_ = "CREATE TABLE public.channel_members (channel_id text NOT NULL, "
+                           "user_id text NOT NULL, PRIMARY KEY (channel_id, user_id))";
+  std::vector<std::string> migrate_args_;
+
+ private:
+  std::string db_;
+  Sidecar sidecar_;
+  std::string secret_file_;
+};
+
+}  // namespace mn::test
