@@ -1,5 +1,6 @@
 #include "support/notifier_fixture.h"
 
+#include <algorithm>
 #include <fstream>
 
 namespace mn::test {
@@ -30,8 +31,10 @@ void NotifierFixture::TearDown() {
 
 Sidecar& NotifierFixture::start_sidecar(const std::vector<std::string>& extra, Sidecar* which) {
   Sidecar& s = which ? *which : sidecar_;
-  std::vector<std::string> args = {"serve", "--database-url", conninfo(), "--listen", "127.0.0.1:0",
-                                   "--jwt-secret-file", secret_file_, "--max-connections", "2000"};
+  std::vector<std::string> args = {"serve", "--database-url", conninfo(), "--jwt-secret-file", secret_file_};
+  auto given = [&extra](const char* flag) { return std::find(extra.begin(), extra.end(), flag) != extra.end(); };
+  if (!given("--listen")) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+  if (!given("--max-connections")) args.insert(args.end(), {"--max-connections", "2000"});
   args.insert(args.end(), extra.begin(), extra.end());
   s.start(args);
   s.port();

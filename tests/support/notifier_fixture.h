@@ -22,6 +22,10 @@ namespace mn::test {
 inline const char* kTestSecret = "test-secret-0123456789abcdef-0123456789";
 
 class NotifierFixture : public ::testing::Test {
+ public:
+  // "joined c1 u1" / "left c1 u1" for an event frame; the JSON text for anything else.
+  static std::string describe(const nlohmann::json& frame);
+
  protected:
   // Creates the database and table and applies the migration (no sidecar yet).
   void SetUp() override;
@@ -46,7 +50,6 @@ class NotifierFixture : public ::testing::Test {
   static nlohmann::json next_event(WsClient& c, std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // "joined c1 u1" / "left c1 u1" for each event frame until `quiet` passes with nothing.
   static std::vector<std::string> events(WsClient& c, std::chrono::milliseconds quiet = std::chrono::milliseconds(400));
-  static std::string describe(const nlohmann::json& frame);
 
   PgCluster& pg() { return shared_cluster(); }
   const std::string& db() const { return db_; }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The whole thing, on this machine, in one command: installs what is missing, builds, starts a
+# throwaway PostgreSQL in a temporary folder, applies the migration to a demo schema, starts
+# the sidecar and a client connected as "alice", then adds alice to channels and removes her
+# again, once a second, while the client prints what it receives. Ctrl-C stops everything
+# and removes the folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+build=${BUILD_DIR:-build-demo}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMN_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j "$(nproc)" --target membership-notifier mn-demo-client >/dev/null
+bin=$PWD/$build/membership-notifier
+
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+work=$(mktemp -d /tmp/mn-demo.XXXXXX)   # short: the server's socket lives here
+pids=()
+as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  trap - INT TERM EXIT
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  as_pg "$pgbin/pg_ctl" -D "$work/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+  echo; echo "demo stopped; nothing left running"
+}
+trap cleanup INT TERM EXIT
+
+# initdb refuses to run as root: the cluster belongs to the postgres system user.
+[[ $EUID -eq 0 ]] && chown postgres "$work"
+as_pg "$pgbin/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/data" -l "$work/postgres.log" -w \
+  -o "-k $work -c listen_addresses='' -p 5432" start >/dev/null
+url="host=$work port=5432 user=postgres dbname=postgres"
+psql() { command psql "$url" -v ON_ERROR_STOP=1 -qAt "$@"; }
+
+psql <<'SQL'
+CREATE TABLE channels (id text PRIMARY KEY, type text NOT NULL);
+CREATE TABLE channel_members (
+  channel_id text NOT NULL REFERENCES channels ON DELETE CASCADE,
+  user_id    text NOT NULL,
+  PRIMARY KEY (channel_id, user_id));
+INSERT INTO channels VALUES ('general', 'public'), ('random', 'public'), ('alice-bob', 'dm');
+SQL
+echo "== migrate up (xType from channels.type)"
+"$bin" migrate up --database-url "$url" --channels-table public.channels --xtype-column type
+
+secret=$(head -c 32 /dev/urandom | base64)
+MEMBERSHIP_NOTIFIER_JWT_SECRET=$secret "$bin" serve --database-url "$url" --listen 127.0.0.1:0 \
+  >"$work/sidecar.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'caught up' "$work/sidecar.log" && break; sleep 0.1; done
+port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sidecar.log" | head -n 1)
+[[ -n "$port" ]] || { cat "$work/sidecar.log"; exit 1; }
+echo "== sidecar on 127.0.0.1:$port (log: $work/sidecar.log)"
+
+# An HS256 token for alice, valid for an hour (what the chat backend would hand its client).
+token=$(SECRET=$secret python3 - <<'PY'
+import base64, hashlib, hmac, json, os, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"sub": "alice", "exp": int(time.time()) + 3600}).encode())
+sig = hmac.new(os.environ["SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+)
+echo "== client connected as alice; Ctrl-C to stop"
+"$PWD/$build/mn-demo-client" "ws://127.0.0.1:$port/ws?access_token=$token" &
+pids+=($!)
+sleep 0.5
+
+step() { echo "-- $1"; psql -c "$2"; sleep 1; }
+while true; do
+  step "add alice to #general"  "INSERT INTO channel_members VALUES ('general', 'alice')"
+  step "add bob to #general (alice hears nothing)" "INSERT INTO channel_members VALUES ('general', 'bob')"
+  step "open the alice-bob DM" "INSERT INTO channel_members VALUES ('alice-bob', 'alice'), ('alice-bob', 'bob')"
+  step "remove alice from #general" "DELETE FROM channel_members WHERE channel_id = 'general' AND user_id = 'alice'"
+  step "delete the DM channel (cascade)" "DELETE FROM channels WHERE id = 'alice-bob'; INSERT INTO channels VALUES ('alice-bob', 'dm')"
+  psql -c "DELETE FROM channel_members"
+done

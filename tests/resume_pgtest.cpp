@@ -1,0 +1,183 @@
+// Losing nothing: clients resume from their last offset across dropped sockets, sidecar
+// crashes, PostgreSQL restarts and other instances, or are told plainly that they could not
+// and handed the current state.
+#include "offset.h"
+#include "support/notifier_fixture.h"
+
+#include <asio.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+using namespace mn::test;
+using namespace std::chrono_literals;
+using Events = std::vector<std::string>;
+
+namespace {
+
+// Every event frame until `quiet`, keeping the last offset seen.
+Events take(WsClient& c, std::string& last_offset, std::chrono::milliseconds quiet = 500ms) {
+  Events out;
+  while (auto j = c.next_json(quiet)) {
+    if (j->contains("offset")) last_offset = (*j)["offset"];
+    out.push_back(NotifierFixture::describe(*j));
+  }
+  return out;
+}
+
+uint16_t free_port() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+}  // namespace
+
+class Resume : public NotifierFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    start_sidecar();
+  }
+};
+
+TEST_F(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  std::string offset;
+  EXPECT_EQ(take(*c, offset), (Events{"joined c1 u1"}));
+  c->close();
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1'), ('x', 'u2')");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(take(*again, offset), (Events{"joined c2 u1", "left c1 u1"}));
+  sql("INSERT INTO channel_members VALUES ('c3', 'u1')");
+  EXPECT_EQ(take(*again, offset), (Events{"joined c3 u1"}));
+}
+
+TEST_F(Resume, ATransactionStillRunningAtTheLastOffsetArrivesAfterResume) {
+  auto c = connect("u1");
+  pqxx::connection a(conninfo());
+  pqxx::work ta(a);
+  ta.exec("INSERT INTO channel_members VALUES ('slow', 'u1')");  // lower log id, commits last
+  sql("INSERT INTO channel_members VALUES ('fast', 'u1')");
+  std::string offset;
+  EXPECT_EQ(take(*c, offset), (Events{"joined fast u1"}));
+  c->close();
+  ta.commit();
+  sql("INSERT INTO channel_members VALUES ('later', 'u1')");
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
+}
+
+TEST_F(Resume, TwoTransactionsCommittingOutOfLogIdOrderWhileAwayBothArrive) {
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c0', 'u1')");
+  std::string offset;
+  take(*c, offset);
+  c->close();
+  pqxx::connection a(conninfo()), b(conninfo());
+  pqxx::work ta(a), tb(b);
+  ta.exec("INSERT INTO channel_members VALUES ('a', 'u1')");
+  tb.exec("INSERT INTO channel_members VALUES ('b', 'u1')");
+  tb.commit();
+  ta.commit();
+  auto again = connect("u1", "&offset=" + offset);
+  EXPECT_EQ(take(*again, offset), (Events{"joined a u1", "joined b u1"}));
+}
+
+TEST_F(Resume, AnOffsetPastRetentionOrGarbageGetsRecoveredFalseAndACorrectSnapshot) {
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c2', 'u1')");
+  std::string offset;
+  take(*c, offset);
+  c->close();
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  sql("INSERT INTO channel_members VALUES ('c3', 'u1')");
+  query("SELECT membership_notifier.prune('0 seconds'::interval)");
+  for (std::string bad : {offset, std::string("garbage"), std::string("1.00000000-0000-0000-0000-000000000000.5-5-.5-5-.0")}) {
+    nlohmann::json session, snapshot;
+    auto again = connect("u1", "&offset=" + bad, 0, &session, &snapshot);
+    EXPECT_EQ(session["data"]["recovered"], false) << bad;
+    auto channels = snapshot["data"]["channels"];
+    std::set<std::string> ids;
+    for (auto& ch : channels) ids.insert(ch["channelId"]);
+    EXPECT_EQ(ids, (std::set<std::string>{"c2", "c3"})) << bad;
+    EXPECT_EQ(take(*again, offset), Events{}) << bad;
+  }
+}
+
+TEST_F(Resume, ASidecarKilledAndRestartedWhileChangesAreMadeLosesNothingForResumingClients) {
+  uint16_t fixed = free_port();
+  sidecar().signal(SIGTERM);
+  sidecar().wait_exit();
+  start_sidecar({"--listen", "127.0.0.1:" + std::to_string(fixed)});
+  auto c = connect("u1");
+  std::string offset;
+  std::atomic<int> written{0};
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    pqxx::connection conn(conninfo());
+    while (!stop && written < 300) {
+      pqxx::nontransaction(conn).exec("INSERT INTO channel_members VALUES ('w" + std::to_string(written) + "', 'u1')");
+      ++written;
+      std::this_thread::sleep_for(3ms);
+    }
+  });
+  std::set<std::string> seen;
+  std::this_thread::sleep_for(200ms);
+  for (auto& e : take(*c, offset, 50ms)) seen.insert(e);
+  sidecar().kill9();
+  for (auto& e : take(*c, offset, 100ms)) seen.insert(e);  // whatever was still in flight
+  EXPECT_TRUE(c->wait_closed(2s));
+  start_sidecar({"--listen", "127.0.0.1:" + std::to_string(fixed)});
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, fixed, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  writer.join();
+  for (auto& e : take(*again, offset)) seen.insert(e);
+  EXPECT_EQ(static_cast<int>(seen.size()), written.load());
+  EXPECT_EQ(written.load(), 300);
+}
+
+TEST_F(Resume, APostgresImmediateRestartDropsNoEventForConnectedClients) {
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('before', 'u1')");
+  std::string offset;
+  EXPECT_EQ(take(*c, offset), (Events{"joined before u1"}));
+  pg().restart_immediate();
+  // The listener finds the server gone and comes back; changes made meanwhile come from the log.
+  sql("INSERT INTO channel_members VALUES ('after', 'u1')");
+  EXPECT_EQ(take(*c, offset, 3s), (Events{"joined after u1"}));
+  EXPECT_TRUE(c->is_open());
+  EXPECT_TRUE(sidecar().wait_for_log("reconnecting in"));
+}
+
+TEST_F(Resume, TwoInstancesOnOneDatabaseBothDeliverAndKillingOneLeavesTheOtherAlone) {
+  Sidecar second;
+  start_sidecar({}, &second);
+  auto on_first = connect("u1");
+  auto on_second = connect("u1", "", second.port());
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  std::string o1, o2;
+  EXPECT_EQ(take(*on_first, o1), (Events{"joined c1 u1"}));
+  EXPECT_EQ(take(*on_second, o2), (Events{"joined c1 u1"}));
+  // Each instance words its offsets from its own reads, but both name the same log and row.
+  auto d1 = mn::decode_offset(o1), d2 = mn::decode_offset(o2);
+  ASSERT_TRUE(d1 && d2);
+  EXPECT_EQ(d1->log_id, d2->log_id);
+  EXPECT_EQ(d1->pos.last_id, d2->pos.last_id);
+  second.kill9();
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  EXPECT_EQ(take(*on_first, o1), (Events{"joined c2 u1"}));
+  // The second instance's client resumes on the first instance.
+  nlohmann::json session;
+  auto moved = connect("u1", "&offset=" + o2, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(take(*moved, o2), (Events{"joined c2 u1"}));
+}
