@@ -4,8 +4,6 @@
 #include "offset.h"
 #include "support/notifier_fixture.h"
 
-#include <asio.hpp>
-
 #include <atomic>
 #include <csignal>
 #include <thread>
@@ -24,12 +22,6 @@ Events take(WsClient& c, std::string& last_offset, std::chrono::milliseconds qui
     out.push_back(NotifierFixture::describe(*j));
   }
   return out;
-}
-
-uint16_t free_port() {
-  asio::io_context io;
-  asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
 }
 
 }  // namespace

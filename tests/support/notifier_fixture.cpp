@@ -1,5 +1,7 @@
 #include "support/notifier_fixture.h"
 
+#include <asio.hpp>
+
 #include <algorithm>
 #include <fstream>
 
@@ -71,6 +73,12 @@ std::string NotifierFixture::describe(const nlohmann::json& f) {
            f["data"].value("userId", "?");
   }
   return f.dump();
+}
+
+uint16_t NotifierFixture::free_port() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
 }
 
 std::vector<std::string> NotifierFixture::events(WsClient& c, std::chrono::milliseconds quiet) {

@@ -25,6 +25,8 @@ class NotifierFixture : public ::testing::Test {
  public:
   // "joined c1 u1" / "left c1 u1" for an event frame; the JSON text for anything else.
   static std::string describe(const nlohmann::json& frame);
+  // A port that was free a moment ago, for a sidecar that must come back on the same one.
+  static uint16_t free_port();
 
  protected:
   // Creates the database and table and applies the migration (no sidecar yet).
