@@ -96,6 +96,13 @@ BEGIN
   END IF;
 END $$;
 
+-- schema.table, quoted where needed, whatever the search_path.
+CREATE OR REPLACE FUNCTION membership_notifier.qualified(t regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT format('%I.%I', n.nspname, c.relname)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = t
+$$;
+
 -- The SQL expression for a row's xType: none, a column of the row, or a column of the
 -- channels table looked up by the row's channel id.
 CREATE OR REPLACE FUNCTION membership_notifier.xtype_expr(
@@ -226,6 +233,33 @@ BEGIN
   RETURN deleted;
 END $$;
 
+-- Grants a role what the sidecar needs and nothing more: reading the log and the settings,
+-- its own wake-up mark, pruning through the function above, and SELECT (only) on the
+-- membership table and the channels table, for snapshots.
+--   CREATE ROLE membership_notifier LOGIN PASSWORD '…';
+--   SELECT membership_notifier.grant_sidecar('membership_notifier');
+CREATE OR REPLACE FUNCTION membership_notifier.grant_sidecar(role_name name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s membership_notifier.settings;
+BEGIN
+  SELECT * INTO s FROM membership_notifier.settings;
+  EXECUTE format('GRANT USAGE ON SCHEMA membership_notifier TO %I', role_name);
+  EXECUTE format('GRANT SELECT ON membership_notifier.event_log, membership_notifier.settings TO %I', role_name);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON membership_notifier.listener TO %I', role_name);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION membership_notifier.prune(interval, integer), '
+                 'membership_notifier.xtype_expr(text, text, text, regclass, text) TO %I', role_name);
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
+                 (SELECT nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.oid = s.member_table::regclass), role_name);
+  EXECUTE format('GRANT SELECT ON %s TO %I', s.member_table::regclass, role_name);
+  IF s.channels_table IS NOT NULL THEN
+    EXECUTE format('GRANT SELECT ON %s TO %I', s.channels_table::regclass, role_name);
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION membership_notifier.grant_sidecar(name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.prune(interval, integer) FROM PUBLIC;
+
 -- Apply the mapping: explicit settings win, then what an earlier run stored, then defaults.
 DO $apply$
 DECLARE
@@ -256,9 +290,10 @@ BEGIN
   IF want_channels IS NOT NULL AND want_xtype IS NULL THEN
     RAISE EXCEPTION 'membership_notifier.channels_table needs membership_notifier.xtype_column';
   END IF;
-  -- Canonical spelling, so that "channel_members" and "public.channel_members" compare equal.
-  want_table := want_table::regclass::text;
-  want_channels := want_channels::regclass::text;
+  -- Canonical, schema-qualified spelling: "channel_members" and "public.channel_members" compare
+  -- equal, and the stored name resolves under any search_path (functions here run with none).
+  want_table := membership_notifier.qualified(want_table::regclass);
+  want_channels := membership_notifier.qualified(want_channels::regclass);
 
   IF s.member_table IS NOT NULL AND s.member_table IS DISTINCT FROM want_table
      AND to_regclass(s.member_table) IS NOT NULL THEN

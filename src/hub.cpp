@@ -22,7 +22,7 @@ Session* Hub::find(uint64_t serial, uint64_t generation) {
 }
 
 std::string Hub::event_frame(Protocol p, const Event& e, const std::string& offset) const {
-  return p == Protocol::plain ? plain::event_frame(e.name, e.data_json, offset)
+  return p == Protocol::plain ? plain::event_frame(e.name, e.data_json, std::to_string(e.id), offset)
                               : socketio::event_frame(e.name, e.data_json, offset);
 }
 

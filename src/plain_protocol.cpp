@@ -11,13 +11,19 @@ std::string quoted_offset(const std::string& offset) { return nlohmann::json(off
 
 }  // namespace
 
-std::string event_frame(const std::string& name, const std::string& data_json, const std::string& offset) {
+std::string event_frame(const std::string& name, const std::string& data_json, const std::string& id,
+                        const std::string& offset) {
   std::string out;
-  out.reserve(40 + name.size() + data_json.size() + offset.size());
+  out.reserve(48 + name.size() + data_json.size() + id.size() + offset.size());
   out += "{\"event\":\"";
   out += name;
   out += "\",\"data\":";
   out += data_json;
+  if (!id.empty()) {
+    out += ",\"id\":\"";
+    out += id;  // digits only
+    out += '"';
+  }
   out += ",\"offset\":";
   out += quoted_offset(offset);
   out += '}';
@@ -41,7 +47,7 @@ std::string snapshot_data(const std::vector<Membership>& channels) {
 }
 
 std::string snapshot_frame(const std::vector<Membership>& channels, const std::string& offset) {
-  return event_frame("channel.snapshot", snapshot_data(channels), offset);
+  return event_frame("channel.snapshot", snapshot_data(channels), "", offset);
 }
 
 std::string error_frame(const std::string& code, const std::string& message) {

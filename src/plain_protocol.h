@@ -1,7 +1,9 @@
 // The plain JSON protocol on /ws: every frame the server sends is one JSON text message
 //   {"event":"session","data":{"userId":"u1","recovered":true}}
 //   {"event":"channel.snapshot","data":{"channels":[{"channelId":"c1","xType":"dm"}]},"offset":"…"}
-//   {"event":"channel.joined","data":{…},"offset":"…"}      (channel.left alike)
+//   {"event":"channel.joined","data":{…},"id":"42","offset":"…"}   (channel.left alike)
+// "id" names the change (its row in the event log): a client drops a frame whose id it has
+// already applied. "offset" is where to resume from after this frame.
 //   {"event":"error","data":{"code":"…","message":"…"}}
 // Clients send nothing; what they send anyway gets an error frame or a close code.
 // Pure string building, no I/O.
@@ -20,7 +22,9 @@ struct Membership {
 
 namespace plain {
 
-std::string event_frame(const std::string& name, const std::string& data_json, const std::string& offset);
+// `id` empty: no id field (the snapshot frame).
+std::string event_frame(const std::string& name, const std::string& data_json, const std::string& id,
+                        const std::string& offset);
 std::string session_frame(const std::string& user_id, bool recovered);
 std::string snapshot_frame(const std::vector<Membership>& channels, const std::string& offset);
 std::string error_frame(const std::string& code, const std::string& message);

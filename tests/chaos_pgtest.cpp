@@ -57,6 +57,7 @@ class Chaos : public NotifierFixture {
     }
     ASSERT_TRUE(ev == "channel.joined" || ev == "channel.left") << f.dump();
     EXPECT_EQ(f["data"]["userId"], t.user);
+    EXPECT_EQ(f.value("id", ""), std::to_string(off->pos.last_id));
     if (!t.ids_since_snapshot.insert(off->pos.last_id).second) {
       ++totals_.duplicates;
       return;

@@ -33,6 +33,7 @@ TEST_P(Delivery, AnInsertIsChannelJoinedForThatUserOnly) {
   EXPECT_EQ(ev["data"]["userId"], "u1");
   EXPECT_TRUE(ev["data"]["xType"].is_null());
   EXPECT_TRUE(ev.contains("offset"));
+  EXPECT_TRUE(ev["id"].is_string() && !ev["id"].get<std::string>().empty());
   EXPECT_EQ(ev["data"].size(), 4u);
   EXPECT_EQ(events(*u2), Events{});
 }

@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-TEST(PlainProtocol, EventFramesCarryEventDataAndOffset) {
-  auto f = mn::plain::event_frame("channel.joined", R"({"channelId":"c1"})", "1.a.b");
-  EXPECT_EQ(f, R"({"event":"channel.joined","data":{"channelId":"c1"},"offset":"1.a.b"})");
+TEST(PlainProtocol, EventFramesCarryEventDataIdAndOffset) {
+  auto f = mn::plain::event_frame("channel.joined", R"({"channelId":"c1"})", "42", "1.a.b");
+  EXPECT_EQ(f, R"({"event":"channel.joined","data":{"channelId":"c1"},"id":"42","offset":"1.a.b"})");
 }
 
 TEST(PlainProtocol, SessionAndSnapshotFramesAreValidJson) {

@@ -173,3 +173,35 @@ TEST_F(Resume, TwoInstancesOnOneDatabaseBothDeliverAndKillingOneLeavesTheOtherAl
   EXPECT_EQ(session["data"]["recovered"], true);
   EXPECT_EQ(take(*moved, o2), (Events{"joined c2 u1"}));
 }
+
+TEST_F(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPruning) {
+  sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'notifier_ro') THEN "
+      "CREATE ROLE notifier_ro LOGIN; END IF; END $$");
+  sql("SELECT membership_notifier.grant_sidecar('notifier_ro')");
+  // Only SELECT on the membership table: the sidecar can never change the application's data.
+  auto privileges = query("SELECT privilege_type FROM information_schema.role_table_grants "
+                          "WHERE grantee = 'notifier_ro' AND table_name = 'channel_members'");
+  ASSERT_EQ(privileges.size(), 1u);
+  EXPECT_EQ(privileges[0][0].as<std::string>(), "SELECT");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  sidecar().signal(SIGTERM);
+  sidecar().wait_exit();
+  Sidecar restricted;
+  std::vector<std::string> args = {"serve", "--database-url", conninfo() + " user=notifier_ro", "--listen",
+                                   "127.0.0.1:0", "--prune-interval", "200ms", "--retention", "1h"};
+  restricted.start(args, {{"MEMBERSHIP_NOTIFIER_JWT_SECRET", kTestSecret}});
+  ASSERT_TRUE(restricted.wait_ready()) << restricted.log();
+  nlohmann::json snapshot;
+  auto c = connect("u1", "", restricted.port(), nullptr, &snapshot);
+  EXPECT_EQ(snapshot["data"]["channels"], nlohmann::json::parse(R"([{"channelId":"c1","xType":null}])"));
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  std::string offset;
+  EXPECT_EQ(take(*c, offset), (Events{"joined c2 u1"}));
+  c->close();
+  sql("DELETE FROM channel_members WHERE channel_id = 'c2'");
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, restricted.port(), &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(take(*again, offset), (Events{"left c2 u1"}));
+  EXPECT_EQ(restricted.log().find("permission denied"), std::string::npos) << restricted.log();
+}
