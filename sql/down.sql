@@ -8,9 +8,13 @@ SET LOCAL client_min_messages = warning;
 DO $down$
 DECLARE
   t text;
+  ch text;
 BEGIN
   IF to_regclass('membership_notifier.settings') IS NOT NULL THEN
-    SELECT member_table INTO t FROM membership_notifier.settings;
+    SELECT member_table, channels_table INTO t, ch FROM membership_notifier.settings;
+    IF ch IS NOT NULL AND to_regclass(ch) IS NOT NULL THEN
+      EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_channel_gone ON %s', ch);
+    END IF;
     IF t IS NOT NULL AND to_regclass(t) IS NOT NULL THEN
       EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_insert ON %s', t);
       EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', t);

@@ -5,13 +5,13 @@
 --
 -- The mapping onto the application's schema comes from these settings, read once here and
 -- remembered in membership_notifier.settings (a later run without them keeps what is stored):
---   membership_notifier.table            default public.channel_members
+--   membership_notifier.member_table     default public.channel_members
 --   membership_notifier.channel_column   default channel_id
 --   membership_notifier.user_column      default user_id
 --   membership_notifier.xtype_column     default none: xType is null
 --   membership_notifier.channels_table   when set, xType is <channels_table>.<xtype_column>
 --   membership_notifier.channels_key     looked up by channel id in this column (default id)
--- With psql: psql -c "SET membership_notifier.table = 'app.members'" -f sql/up.sql
+-- With psql: psql -c "SET membership_notifier.member_table = 'app.members'" -f sql/up.sql
 --
 -- The application pays for this in its own transactions, so the triggers are built to add no
 -- new way for them to fail, block or deadlock: they only INSERT into an append-only log
@@ -67,14 +67,16 @@ CREATE UNLOGGED TABLE IF NOT EXISTS membership_notifier.listener (
 CREATE OR REPLACE FUNCTION membership_notifier.claim_time(n bigint) RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  last_text text := current_setting('membership_notifier.last_time', true);
+  -- Kept as microseconds since the epoch: text in a date format would depend on the
+  -- session's DateStyle and TimeZone, which the application may change mid-transaction.
+  last_us text := current_setting('membership_notifier.last_time', true);
   base timestamptz := clock_timestamp();
 BEGIN
-  IF last_text IS NOT NULL AND last_text <> '' THEN
-    base := greatest(base, last_text::timestamptz + interval '1 microsecond');
+  IF last_us IS NOT NULL AND last_us <> '' THEN
+    base := greatest(base, 'epoch'::timestamptz + (last_us::bigint + 1) * interval '1 microsecond');
   END IF;
   PERFORM set_config('membership_notifier.last_time',
-                     (base + (greatest(n, 1) - 1) * interval '1 microsecond')::text, true);
+                     ((extract(epoch FROM base) * 1000000)::bigint + greatest(n, 1) - 1)::text, true);
   RETURN base;
 END $$;
 
@@ -112,8 +114,11 @@ RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     WHEN p_xtype IS NULL THEN 'NULL::text'
     WHEN p_channels IS NULL THEN format('%s.%I::text', row_alias, p_xtype)
     -- LIMIT 1: a channels key that is not unique must not make the application's write fail.
-    ELSE format('(SELECT c.%I::text FROM %s c WHERE c.%I = %s.%I LIMIT 1)',
-                p_xtype, p_channels, p_key, row_alias, p_channel)
+    -- A channel deleted in this transaction (members leaving by cascade) is gone from the
+    -- table by the time its members' triggers look: its xType was remembered on the way out.
+    ELSE format('coalesce((SELECT c.%I::text FROM %s c WHERE c.%I = %s.%I LIMIT 1), '
+                '(nullif(current_setting(''membership_notifier.gone_channels'', true), '''')::jsonb ->> %s.%I::text))',
+                p_xtype, p_channels, p_key, row_alias, p_channel, row_alias, p_channel)
   END
 $$;
 
@@ -183,10 +188,29 @@ BEGIN
   EXECUTE format('SELECT %s, r.%I::text, r.%I::text FROM %s r WHERE false',
                  xt_new, p_channel, p_user, p_table);
 
+  IF p_channels IS NOT NULL THEN
+    EXECUTE format($f$
+      CREATE OR REPLACE FUNCTION membership_notifier.on_channel_delete() RETURNS trigger
+      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+      BEGIN
+        PERFORM set_config('membership_notifier.gone_channels',
+          (coalesce(nullif(current_setting('membership_notifier.gone_channels', true), ''), '{}')::jsonb
+           || jsonb_build_object(OLD.%1$I::text, OLD.%2$I::text))::text, true);
+        RETURN OLD;
+      END $b$ $f$, p_key, p_xtype);
+  END IF;
+
   -- Re-creating triggers locks the application's table: only do it when something changed.
   IF NOT p_recreate AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = p_table
-                         AND tgname LIKE 'membership\_notifier\_%') = 4 THEN
+                         AND tgname LIKE 'membership\_notifier\_%') = 4
+     AND (p_channels IS NULL OR EXISTS (SELECT FROM pg_trigger WHERE tgrelid = p_channels
+                                         AND tgname = 'membership_notifier_channel_gone')) THEN
     RETURN;
+  END IF;
+  IF p_channels IS NOT NULL THEN
+    EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_channel_gone ON %s', p_channels);
+    EXECUTE format('CREATE TRIGGER membership_notifier_channel_gone BEFORE DELETE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION membership_notifier.on_channel_delete()', p_channels);
   END IF;
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_insert ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', p_table);
@@ -272,7 +296,7 @@ DECLARE
   want_key text;
 BEGIN
   SELECT * INTO s FROM membership_notifier.settings;
-  want_table := coalesce(nullif(current_setting('membership_notifier.table', true), ''),
+  want_table := coalesce(nullif(current_setting('membership_notifier.member_table', true), ''),
                          s.member_table, 'public.channel_members');
   want_channel := coalesce(nullif(current_setting('membership_notifier.channel_column', true), ''),
                            s.channel_column, 'channel_id');
@@ -301,6 +325,10 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', s.member_table);
     EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_update ON %s', s.member_table);
     EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_truncate ON %s', s.member_table);
+  END IF;
+  IF s.channels_table IS NOT NULL AND s.channels_table IS DISTINCT FROM want_channels
+     AND to_regclass(s.channels_table) IS NOT NULL THEN
+    EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_channel_gone ON %s', s.channels_table);
   END IF;
 
   PERFORM membership_notifier.install_triggers(want_table::regclass, want_channel, want_user,

@@ -126,7 +126,12 @@ void register_serve_options(CLI::App& app, Config& c) {
       "Connections served at once; must stay below the open-file limit");
   add(app, "max-message-bytes", c.max_message_bytes, "Largest message a client may send");
   add(app, "max-buffered-bytes", c.max_buffered_bytes,
-      "Unsent bytes allowed per connection; a client that stops reading is closed past this");
+      "Unsent bytes a client may have outstanding; over it for --slow-client-grace, or a further "
+      "budget behind, it is closed (1013) and resumes from its offset");
+  add_duration(app, "slow-client-grace", c.slow_client_grace,
+               "How long a client may stay over --max-buffered-bytes before it is closed");
+  add(app, "socket-send-buffer", c.socket_send_buffer,
+      "Kernel send buffer per client socket (SO_SNDBUF), so a stalled client shows as unsent data");
   add_duration(app, "handshake-timeout", c.handshake_timeout, "Time allowed for the WebSocket handshake");
   add_duration(app, "ping-interval", c.ping_interval, "Keepalive ping interval");
   add_duration(app, "ping-timeout", c.ping_timeout, "A peer that does not answer a ping within this is dropped");
@@ -151,7 +156,7 @@ void register_mapping_options(CLI::App& app, Mapping& m) {
   auto given = [&m](const char* name) {
     return [&m, name](const std::string&) { m.given.push_back(name); };
   };
-  add(app, "table", m.table, "Membership table")->each(given("table"));
+  add(app, "table", m.table, "Membership table")->each(given("member_table"));
   add(app, "channel-column", m.channel_column, "Its channel id column")->each(given("channel_column"));
   add(app, "user-column", m.user_column, "Its user id column")->each(given("user_column"));
   add(app, "xtype-column", m.xtype_column,
@@ -223,6 +228,8 @@ std::vector<std::string> load(Config& c) {
   if (c.max_connections == 0) errors.push_back("--max-connections must be at least 1");
   if (c.max_message_bytes < 64) errors.push_back("--max-message-bytes must be at least 64");
   if (c.max_buffered_bytes < 4096) errors.push_back("--max-buffered-bytes must be at least 4096");
+  if (c.socket_send_buffer < 4096 || c.socket_send_buffer > (64u << 20))
+    errors.push_back("--socket-send-buffer must be between 4096 and 64 MiB");
   if (c.ping_interval.count() <= 0 || c.ping_timeout.count() <= 0)
     errors.push_back("--ping-interval and --ping-timeout must be positive");
   if (c.poll_interval.count() < 1) errors.push_back("--poll-interval must be at least 1ms");

@@ -56,6 +56,8 @@ struct Config {
   size_t max_connections = 10000;
   size_t max_message_bytes = 4096;
   size_t max_buffered_bytes = 1 << 20;
+  std::chrono::milliseconds slow_client_grace{2000};
+  size_t socket_send_buffer = 64 * 1024;
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds ping_timeout{20000};

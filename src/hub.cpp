@@ -59,6 +59,7 @@ void Hub::open(Session& s) {
     Session* sp = find(serial, gen);
     if (!sp) return;
     Session& ss = *sp;
+    transport_->begin_turn();
     if (!res.error.empty()) {
       return transport_->close(ss, kTryAgainLater, "database unavailable; reconnect with your offset");
     }
@@ -89,6 +90,7 @@ void Hub::start_snapshot(Session& s) {
     Session* sp = find(serial, gen);
     if (!sp) return;
     Session& ss = *sp;
+    transport_->begin_turn();
     if (!res.error.empty()) {
       return transport_->close(ss, kTryAgainLater, "database unavailable; reconnect to get a snapshot");
     }
@@ -149,6 +151,7 @@ void Hub::resync_all(const char* why) {
 }
 
 void Hub::on_batch(const Batch& batch) {
+  transport_->begin_turn();
   if (!batch.log_id.empty()) log_id_ = batch.log_id;
   if (batch.reset) resync_all("the event log changed (restored or another database)");
   for (const auto& row : batch.rows) {

@@ -69,7 +69,7 @@ int migrate_up(const std::string& url, const Mapping& m, std::ostream& out) {
     {
     pqxx::nontransaction tx(conn);
     const std::map<std::string, std::string> values = {
-        {"table", m.table},           {"channel_column", m.channel_column},
+        {"member_table", m.table},           {"channel_column", m.channel_column},
         {"user_column", m.user_column}, {"xtype_column", m.xtype_column},
         {"channels_table", m.channels_table}, {"channels_key", m.channels_key}};
     for (const auto& name : m.given) {

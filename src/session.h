@@ -60,6 +60,11 @@ struct Session {
   std::string pid;
   std::chrono::steady_clock::time_point opened_at{};
 
+  // Slow-consumer accounting (see WsServer::send): checked once per delivery turn.
+  uint64_t budget_turn = 0;
+  std::chrono::steady_clock::time_point over_budget_since{};
+  size_t over_budget_mark = 0;  // unsent bytes when it first went over
+
   std::string close_reason;  // set when the server closes it, for the disconnect log line
   uint64_t events_sent = 0;
 };
@@ -72,6 +77,9 @@ enum class SendResult { sent, closed_backpressure, dropped };
 class Transport {
  public:
   virtual ~Transport() = default;
+  // A new round of deliveries begins (a batch, a catch-up): frames queued within one round
+  // cannot have been written yet, so slowness is judged between rounds, not within one.
+  virtual void begin_turn() = 0;
   virtual SendResult send(Session& s, const std::string& frame) = 0;
   virtual void close(Session& s, uint16_t code, const std::string& reason) = 0;
 };

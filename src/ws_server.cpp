@@ -136,6 +136,9 @@ struct WsServer::Impl {
     }
     ++sockets;
     con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
+    // A fixed send buffer: left to autotuning, the kernel grows it to megabytes for a client
+    // that stops reading, which hides the backlog from the budget and costs kernel memory.
+    con->get_raw_socket().set_option(asio::socket_base::send_buffer_size(static_cast<int>(cfg.socket_send_buffer)), ec);
     // Called for every connection that got here, however it ends (HTTP, failed handshake,
     // closed WebSocket): the one place that frees what the connection holds.
     con->set_termination_handler([this](ConnPtr c) { on_terminated(c); });
@@ -325,6 +328,11 @@ struct WsServer::Impl {
     for (Session* s : timed_out_auth) owner.close(*s, websocketpp::close::status::policy_violation, "no CONNECT packet within auth timeout");
     for (Session* s : dead) {
       ++stats.ping_timeouts;
+      // A peer that does not answer pings is unlikely to answer a close handshake: say why
+      // (1001), but give it only a moment before the connection is cut.
+      asio::error_code ec;
+      auto con = server.get_con_from_hdl(s->hdl, ec);
+      if (!ec) con->set_close_handshake_timeout(std::min<long>(1000, cfg.ping_timeout.count()));
       owner.close(*s, websocketpp::close::status::going_away, "no pong within ping timeout");
     }
   }
@@ -366,9 +374,25 @@ SendResult WsServer::send(Session& s, const std::string& frame) {
   websocketpp::lib::error_code ec;
   ConnPtr con = impl_->server.get_con_from_hdl(s.hdl, ec);
   if (ec || con->get_state() != websocketpp::session::state::open) return SendResult::dropped;
-  if (con->get_buffered_amount() + frame.size() > impl_->cfg.max_buffered_bytes) {
-    close(s, 1013, "too slow: unsent data over the limit; reconnect with your last offset");
-    return SendResult::closed_backpressure;
+  // websocketpp queues without bound and writes only after this turn of the loop, so a burst
+  // (a big transaction, a replay, a snapshot) is always "unsent" while it is being queued.
+  // Slowness is judged between turns instead: a client over the budget must drain within
+  // the grace period, and must not fall a further budget behind meanwhile.
+  if (s.budget_turn != turn_) {
+    s.budget_turn = turn_;
+    const auto& cfg = impl_->cfg;
+    size_t unsent = con->get_buffered_amount();
+    auto now = std::chrono::steady_clock::now();
+    if (unsent <= cfg.max_buffered_bytes) {
+      s.over_budget_mark = 0;
+    } else if (s.over_budget_mark == 0) {
+      s.over_budget_mark = unsent;
+      s.over_budget_since = now;
+    } else if (now - s.over_budget_since > cfg.slow_client_grace ||
+               unsent > s.over_budget_mark + cfg.max_buffered_bytes) {
+      close(s, 1013, "too slow: unsent data over the limit; reconnect with your last offset");
+      return SendResult::closed_backpressure;
+    }
   }
   ec = con->send(frame, websocketpp::frame::opcode::text);
   return ec ? SendResult::dropped : SendResult::sent;

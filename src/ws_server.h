@@ -56,6 +56,7 @@ class WsServer : public Transport {
   void shutdown(uint16_t code, const std::string& reason, std::chrono::milliseconds grace,
                 std::function<void()> done);
 
+  void begin_turn() override { ++turn_; }
   SendResult send(Session& s, const std::string& frame) override;
   void close(Session& s, uint16_t code, const std::string& reason) override;
 
@@ -67,6 +68,7 @@ class WsServer : public Transport {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<const JwtVerifier> jwt_;
+  uint64_t turn_ = 1;
   ReadyProbe ready_;
   MetricsText metrics_;
 };

@@ -1,0 +1,745 @@
+// The database side (sql/up.sql, sql/down.sql) against a real PostgreSQL, with no sidecar and no
+// WebSocket: what the triggers write to membership_notifier.event_log for each kind of change,
+// when they wake a listener, what they must never do to the application's writes, the mapping
+// onto other schemas, the migration itself (through the binary and through psql), retention,
+// and the commit-order trap the read cursor exists for.
+//
+// Each test has a database of its own in the shared cluster. Writes go through fresh
+// connections unless a test needs sessions that overlap.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "event_log_reader.h"
+#include "support/pg_cluster.h"
+#include "support/sidecar.h"
+
+namespace mn::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kUpSql = std::string(MN_SOURCE_DIR) + "/sql/up.sql";
+const std::string kDownSql = std::string(MN_SOURCE_DIR) + "/sql/down.sql";
+
+// What the migration owns in the catalog, one sorted line per object. With identities, it also
+// holds what a re-run must keep but another database cannot share: OIDs, the log id, and the
+// settings row version.
+const char* kFingerprintSql = R"(
+SELECT coalesce(string_agg(line, E'\n' ORDER BY line), '') FROM (
+  SELECT 'function ' || p.oid::regprocedure::text || ' ' || md5(pg_get_functiondef(p.oid))
+         || ' definer=' || p.prosecdef || ' acl=' || coalesce(p.proacl::text, '')
+         || CASE WHEN $1 THEN ' oid=' || p.oid ELSE '' END AS line
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'membership_notifier'
+  UNION ALL
+  SELECT 'relation ' || c.relname || ' ' || c.relkind::text || c.relpersistence::text
+         || CASE WHEN $1 THEN ' oid=' || c.oid ELSE '' END
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'membership_notifier'
+  UNION ALL
+  SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+         || ' notnull=' || a.attnotnull
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'membership_notifier' AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
+         || CASE WHEN $1 THEN ' oid=' || t.oid ELSE '' END
+    FROM pg_trigger t WHERE t.tgname LIKE 'membership\_notifier\_%'
+  UNION ALL
+  SELECT 'schema acl=' || coalesce(n.nspacl::text, '') FROM pg_namespace n
+   WHERE n.nspname = 'membership_notifier'
+) f)";
+
+const char* kSettingsSql =
+    "SELECT 'settings ' || row(schema_version, member_table, channel_column, user_column,"
+    "       xtype_column, channels_table, channels_key)::text"
+    "       || CASE WHEN $1 THEN ' log=' || log_id || ' xmin=' || xmin ELSE '' END"
+    "  FROM membership_notifier.settings";
+
+class SqlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string full = std::string(info->test_suite_name()) + "." + info->name();
+    db_ = "sql_";
+    for (char c : full.substr(0, 40)) {
+      db_ += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+    }
+    db_ += "_" + std::to_string(std::hash<std::string>{}(full) % 100000000);
+    pg().exec("DROP DATABASE IF EXISTS " + db_ + " WITH (FORCE)");
+    pg().create_database(db_);
+  }
+
+  PgCluster& pg() { return shared_cluster(); }
+  std::string conninfo() { return pg().conninfo(db_); }
+  void sql(const std::string& statements) { pg().exec(statements, db_); }
+  pqxx::result query(const std::string& statement) { return pg().query(statement, db_); }
+  std::string one(const std::string& statement) {
+    auto r = query(statement);
+    return r.at(0).at(0).is_null() ? "<null>" : r.at(0).at(0).as<std::string>();
+  }
+  static std::string one(pqxx::connection& c, const std::string& statement) {
+    pqxx::nontransaction tx{c};
+    return tx.exec(statement).at(0).at(0).as<std::string>();
+  }
+
+  // `membership-notifier migrate <verb> --database-url <this db> <args…>`; the exit status.
+  int migrate(const std::string& verb, const std::vector<std::string>& args = {}, std::string* out = nullptr,
+              const std::string& url = "") {
+    std::vector<std::string> argv = {"migrate", verb, "--database-url", url.empty() ? conninfo() : url};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string captured;
+    const int status = run_binary(argv, &captured);
+    if (out) *out = captured;
+    if (status != 0) std::fprintf(stderr, "migrate %s exited %d:\n%s\n", verb.c_str(), status, captured.c_str());
+    return status;
+  }
+
+  // psql on this database with ON_ERROR_STOP; `args` are shell words. The exit status.
+  int psql(const std::string& args, std::string* out = nullptr) {
+    const std::string cmd = "/usr/bin/psql -X -q -v ON_ERROR_STOP=1 -d '" + conninfo() + "' " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return -1;
+    std::string captured;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) captured.append(buf, n);
+    const int status = pclose(p);
+    if (out) *out = captured;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  std::string fingerprint(bool identities) {
+    pqxx::connection c{conninfo()};
+    pqxx::nontransaction tx{c};
+    std::string f = tx.exec_params(kFingerprintSql, identities).at(0).at(0).as<std::string>();
+    if (tx.exec("SELECT to_regclass('membership_notifier.settings') IS NOT NULL").at(0).at(0).as<bool>()) {
+      for (const auto& row : tx.exec_params(kSettingsSql, identities)) f += "\n" + row[0].as<std::string>();
+    }
+    return f;
+  }
+
+  // The log in id order: "j c1 u1", "l c1 u1", "t"; with_xtype appends the xType or "-".
+  std::vector<std::string> log(bool with_xtype = false) {
+    std::vector<std::string> out;
+    const std::string sql = std::string("SELECT op::text || coalesce(' ' || channel_id, '')") +
+                            " || coalesce(' ' || user_id, '')" + (with_xtype ? " || ' ' || coalesce(xtype, '-')" : "") +
+                            " FROM membership_notifier.event_log ORDER BY id";
+    for (const auto& row : query(sql)) {
+      out.push_back(row[0].as<std::string>());
+    }
+    return out;
+  }
+
+  // Triggers of the migration per table: "public.channel_members 4".
+  std::vector<std::string> triggers() {
+    std::vector<std::string> out;
+    for (const auto& row : query("SELECT tgrelid::regclass::text || ' ' || count(*) FROM pg_trigger"
+                                 " WHERE tgname LIKE 'membership\\_notifier\\_%' GROUP BY tgrelid ORDER BY 1")) {
+      out.push_back(row[0].as<std::string>());
+    }
+    return out;
+  }
+
+  bool schema_exists() { return one("SELECT to_regnamespace('membership_notifier') IS NOT NULL") == "t"; }
+
+  std::string db_;
+};
+
+// The default table (plus a column that is neither channel nor user) with the migration applied.
+class LoggedTable : public SqlTest {
+ protected:
+  void SetUp() override {
+    SqlTest::SetUp();
+    sql("CREATE TABLE public.channel_members (channel_id text NOT NULL, user_id text NOT NULL,"
+        " role text, PRIMARY KEY (channel_id, user_id))");
+    ASSERT_EQ(migrate("up"), 0);
+  }
+};
+
+using Inserting = LoggedTable;
+using Deleting = LoggedTable;
+using Updating = LoggedTable;
+using OtherWrites = LoggedTable;
+using TimeOfChange = LoggedTable;
+using WakeUp = LoggedTable;
+using NoNewFailureMode = LoggedTable;
+using Retention = LoggedTable;
+using CommitSafeCursor = LoggedTable;
+using Mapping = SqlTest;
+using Migration = SqlTest;
+
+// --- what is logged -------------------------------------------------------------------------
+
+TEST_F(Inserting, AnInsertLogsOneJoinInTheInsertingTransaction) {
+  pqxx::connection c{conninfo()};
+  pqxx::work tx{c};
+  const std::string xid = tx.exec("SELECT pg_current_xact_id()::text").at(0).at(0).as<std::string>();
+  tx.exec("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  tx.commit();
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j c1 u1 -"}));
+  EXPECT_EQ(one("SELECT xid::text FROM membership_notifier.event_log"), xid);
+}
+
+TEST_F(Inserting, AMultiRowInsertLogsAJoinForEachRowInOrder) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2'), ('c2', 'u1')");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2", "j c2 u1"}));
+}
+
+TEST_F(Inserting, RowsSkippedByOnConflictDoNothingAreNotLogged) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2') ON CONFLICT DO NOTHING");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2') ON CONFLICT DO NOTHING");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2"}));
+}
+
+TEST_F(Inserting, AnOnConflictDoUpdateThatLeavesThePairAloneLogsNothing) {
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1', 'member')");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1', 'admin') ON CONFLICT (channel_id, user_id)"
+      " DO UPDATE SET role = excluded.role, user_id = excluded.user_id");
+  EXPECT_EQ(one("SELECT role FROM channel_members"), "admin");  // the update did happen
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1"}));
+}
+
+TEST_F(Deleting, ADeleteLogsOneLeaveForEachDeletedRow) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2'), ('c2', 'u1')");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2", "j c2 u1", "l c1 u1", "l c1 u2"}));
+}
+
+TEST_F(Deleting, DeletingARowThatIsNotThereLogsNothing) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1' AND user_id = 'nobody'");
+  sql("DELETE FROM channel_members WHERE channel_id = 'c9'");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1"}));
+}
+
+TEST_F(Deleting, WorkThatIsRolledBackLogsNothing) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  sql("BEGIN; INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2');"
+      " DELETE FROM channel_members WHERE user_id = 'u1'; UPDATE channel_members SET user_id = 'u3'; ROLLBACK");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1"}));
+  EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log"), "1");
+}
+
+TEST_F(Deleting, WorkRolledBackToASavepointOfACommittedTransactionLogsNothing) {
+  sql("BEGIN; INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');"
+      " SAVEPOINT s; INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2');"
+      " DELETE FROM channel_members WHERE user_id = 'u1'; ROLLBACK TO SAVEPOINT s;"
+      " INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u3'); COMMIT");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u3"}));
+}
+
+TEST_F(Updating, ChangingTheUserLogsLeaveForTheOldPairThenJoinForTheNewOneRowAtATime) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2')");
+  sql("UPDATE channel_members SET user_id = user_id || 'x'");
+  auto rows = query("SELECT op::text, user_id, id, occurred_at FROM membership_notifier.event_log"
+                    " WHERE id > 2 ORDER BY id");
+  ASSERT_EQ(rows.size(), 4u);
+  for (int i = 0; i < 4; i += 2) {
+    EXPECT_EQ(rows[i][0].as<std::string>(), "l");
+    EXPECT_EQ(rows[i + 1][0].as<std::string>(), "j");
+    EXPECT_EQ(rows[i][1].as<std::string>() + "x", rows[i + 1][1].as<std::string>());
+  }
+  EXPECT_EQ(one("SELECT bool_and(id > prev_id AND occurred_at > prev_at) FROM (SELECT id, occurred_at,"
+                " lag(id) OVER w prev_id, lag(occurred_at) OVER w prev_at FROM membership_notifier.event_log"
+                " WINDOW w AS (ORDER BY id)) s WHERE prev_id IS NOT NULL"),
+            "t");
+}
+
+TEST_F(Updating, ChangingTheChannelLogsLeaveForTheOldPairThenJoinForTheNew) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  sql("UPDATE channel_members SET channel_id = 'c2' WHERE user_id = 'u1'");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "l c1 u1", "j c2 u1"}));
+}
+
+TEST_F(Updating, AnUpdateThatChangesNeitherChannelNorUserLogsNothing) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  sql("UPDATE channel_members SET role = 'admin'");
+  sql("UPDATE channel_members SET user_id = user_id, channel_id = channel_id");
+  EXPECT_EQ(one("SELECT role FROM channel_members"), "admin");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1"}));
+}
+
+TEST_F(OtherWrites, DeletingAChannelLogsALeaveForEachMemberRemovedByTheCascade) {
+  sql("CREATE TABLE channels (id text PRIMARY KEY);"
+      " ALTER TABLE channel_members ADD FOREIGN KEY (channel_id) REFERENCES channels ON DELETE CASCADE;"
+      " INSERT INTO channels VALUES ('c1'), ('c2')");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2'), ('c2', 'u3')");
+  sql("DELETE FROM channels WHERE id = 'c1'");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2", "j c2 u3", "l c1 u1", "l c1 u2"}));
+}
+
+TEST_F(OtherWrites, CopyFromLogsAJoinForEachCopiedRow) {
+  sql(R"(COPY channel_members (channel_id, user_id) FROM PROGRAM 'printf ''c1\tu1\nc1\tu2\nc2\tu3\n''')");
+  EXPECT_EQ(one("SELECT count(*) FROM channel_members"), "3");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2", "j c2 u3"}));
+}
+
+TEST_F(OtherWrites, ATruncateLogsOneRowThatTellsEveryoneToResynchronise) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2')");
+  sql("TRUNCATE channel_members");
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j c1 u1 -", "j c1 u2 -", "t -"}));
+}
+
+// --- the time of a change -------------------------------------------------------------------
+
+TEST_F(TimeOfChange, JoinLeaveJoinOfOnePairInOneTransactionLogsThreeRowsWithDistinctIncreasingTimes) {
+  sql("BEGIN; INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');"
+      " DELETE FROM channel_members WHERE user_id = 'u1';"
+      " INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'); COMMIT");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "l c1 u1", "j c1 u1"}));
+  // One transaction (so now() was one value throughout), three times, each after the last.
+  EXPECT_EQ(one("SELECT count(DISTINCT xid) || ' ' || count(DISTINCT occurred_at) FROM membership_notifier.event_log"),
+            "1 3");
+  EXPECT_EQ(one("SELECT bool_and(occurred_at > prev) FROM (SELECT occurred_at, lag(occurred_at) OVER (ORDER BY id)"
+                " prev FROM membership_notifier.event_log) s WHERE prev IS NOT NULL"),
+            "t");
+}
+
+TEST_F(TimeOfChange, EveryRowOfAThousandRowInsertHasItsOwnTimeIncreasingWithItsId) {
+  sql("INSERT INTO channel_members (channel_id, user_id) SELECT 'c1', 'u' || i FROM generate_series(1, 1000) i");
+  EXPECT_EQ(one("SELECT count(*) || ' ' || count(DISTINCT occurred_at) || ' ' || count(*) FILTER (WHERE occurred_at <= prev)"
+                " FROM (SELECT occurred_at, lag(occurred_at) OVER (ORDER BY id) prev FROM membership_notifier.event_log) s"),
+            "1000 1000 0");
+}
+
+// now() is constant in a transaction, so the triggers keep the last time they handed out in a
+// setting, as text. The session's DateStyle and TimeZone must not change what that text means.
+TEST_F(TimeOfChange, TheTimeOfEachChangeIsTheRealTimeWhateverDateStyleAndTimeZoneTheSessionUses) {
+  sql("SET DateStyle = 'Postgres, MDY'; SET TimeZone = 'Asia/Kolkata';"
+      " BEGIN; INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');"
+      " INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2'); COMMIT");
+  EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log"), "2");
+  EXPECT_EQ(one("SELECT coalesce(string_agg(user_id || ' at ' || occurred_at, ', '), 'none')"
+                " FROM membership_notifier.event_log WHERE abs(extract(epoch FROM occurred_at - clock_timestamp())) > 60"),
+            "none")
+      << "rows logged more than a minute away from the real time (server time " << one("SELECT now()") << ")";
+}
+
+// --- waking the sidecar ---------------------------------------------------------------------
+
+// A LISTENing connection that counts wake-ups, as a sidecar would be.
+struct Listener final : pqxx::notification_receiver {
+  explicit Listener(pqxx::connection_base& c) : pqxx::notification_receiver(c, "membership_notifier") {}
+  void operator()(const std::string&, int) override { ++count; }
+  // Takes in what arrives until `quiet` passes with nothing.
+  int drain(pqxx::connection_base& c, std::chrono::milliseconds quiet = 400ms) {
+    while (c.await_notification(0, static_cast<long>(std::chrono::microseconds(quiet).count())) > 0) {
+    }
+    return count;
+  }
+  int count = 0;
+};
+
+const char* kManyStatements =
+    "BEGIN; INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');"
+    " INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2'), ('c1', 'u3');"
+    " DELETE FROM channel_members WHERE user_id = 'u2'; UPDATE channel_members SET user_id = 'u4' WHERE user_id = 'u3';"
+    " INSERT INTO channel_members (channel_id, user_id) VALUES ('c2', 'u1'); TRUNCATE channel_members;"
+    " INSERT INTO channel_members (channel_id, user_id) VALUES ('c3', 'u1'); COMMIT";
+
+TEST_F(WakeUp, ATransactionOfManyStatementsWakesAWaitingListenerExactlyOnce) {
+  pqxx::connection lc{conninfo()};
+  Listener listener{lc};
+  pqxx::nontransaction(lc).exec("INSERT INTO membership_notifier.listener VALUES (pg_backend_pid(), true)");
+  sql(kManyStatements);
+  EXPECT_EQ(listener.drain(lc), 1);
+  EXPECT_EQ(log().size(), 9u);
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c4', 'u1')");  // the next transaction wakes again
+  EXPECT_EQ(listener.drain(lc), 2);
+}
+
+TEST_F(WakeUp, NoListenerWaitingMeansNoNotificationButTheLogStillHasEveryChange) {
+  pqxx::connection lc{conninfo()};
+  Listener listener{lc};
+  pqxx::nontransaction(lc).exec("INSERT INTO membership_notifier.listener VALUES (pg_backend_pid(), false)");
+  sql(kManyStatements);
+  EXPECT_EQ(listener.drain(lc), 0);
+  EXPECT_EQ(log().size(), 9u);
+}
+
+TEST_F(WakeUp, AStatementThatChangesNoRowWakesNobody) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  pqxx::connection lc{conninfo()};
+  Listener listener{lc};
+  pqxx::nontransaction(lc).exec("INSERT INTO membership_notifier.listener VALUES (pg_backend_pid(), true)");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1') ON CONFLICT DO NOTHING");
+  sql("DELETE FROM channel_members WHERE user_id = 'nobody'");
+  sql("UPDATE channel_members SET role = 'admin'");
+  EXPECT_EQ(listener.drain(lc), 0);
+}
+
+// --- no new way for the application's writes to fail ----------------------------------------
+
+TEST_F(NoNewFailureMode, AnApplicationRoleWithRightsOnlyOnTheMembershipTableCanStillWrite) {
+  sql("DO $$ BEGIN CREATE ROLE mn_sql_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+      " GRANT SELECT, INSERT, UPDATE, DELETE ON channel_members TO mn_sql_app");
+  pqxx::connection app{"host=" + pg().dir() + " port=" + std::to_string(pg().port()) +
+                       " user=mn_sql_app dbname=" + db_};
+  EXPECT_THROW(one(app, "SELECT count(*) FROM membership_notifier.event_log"), pqxx::insufficient_privilege);
+  EXPECT_NO_THROW({
+    pqxx::nontransaction tx{app};
+    tx.exec("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+    tx.exec("UPDATE channel_members SET user_id = 'u2'");
+    tx.exec("DELETE FROM channel_members");
+  });
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "l c1 u1", "j c1 u2", "l c1 u2"}));
+}
+
+TEST_F(NoNewFailureMode, WritesWorkWithNoSidecarConnectedAndWithAStaleListenerRowLeftBehind) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  // A sidecar that died while waiting leaves its row behind: the NOTIFY then reaches no one.
+  sql("INSERT INTO membership_notifier.listener VALUES (2147483000, true)");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2')");
+  sql("DELETE FROM channel_members WHERE user_id = 'u1'");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2", "l c1 u1"}));
+}
+
+TEST_F(NoNewFailureMode, ChangingDateStyleInsideATransactionDoesNotMakeTheNextWriteFail) {
+  EXPECT_NO_THROW(sql("SET DateStyle = 'SQL, MDY'; BEGIN;"
+                      " INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');"
+                      " SET LOCAL DateStyle = 'SQL, DMY';"
+                      " INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2'); COMMIT"));
+  EXPECT_EQ(one("SELECT count(*) FROM channel_members"), "2");
+  EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log"
+                " WHERE abs(extract(epoch FROM occurred_at - clock_timestamp())) < 60"),
+            "2");
+}
+
+TEST_F(Mapping, AChannelsKeyThatIsNotUniqueDoesNotMakeWritesFail) {
+  sql("CREATE TABLE channels (id text, type text);"
+      " INSERT INTO channels VALUES ('c1', 'dm'), ('c1', 'group');"
+      " CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up", {"--channels-table", "channels", "--xtype-column", "type", "--channels-key-column", "id"}), 0);
+  EXPECT_NO_THROW(sql("INSERT INTO channel_members VALUES ('c1', 'u1')"));
+  EXPECT_NO_THROW(sql("UPDATE channel_members SET user_id = 'u2'"));
+  EXPECT_NO_THROW(sql("DELETE FROM channel_members"));
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "l c1 u1", "j c1 u2", "l c1 u2"}));
+  EXPECT_EQ(one("SELECT bool_and(xtype IN ('dm', 'group')) FROM membership_notifier.event_log"), "t");
+}
+
+// --- mapping onto the application's schema --------------------------------------------------
+
+TEST_F(Mapping, UuidIdsTravelAsTheirText) {
+  sql("CREATE TABLE channel_members (channel_id uuid, user_id uuid, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  sql("INSERT INTO channel_members VALUES ('6f0c1e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6', '00000000-0000-4000-8000-0000000000ff')");
+  sql("DELETE FROM channel_members");
+  EXPECT_EQ(log(), (std::vector<std::string>{
+                       "j 6f0c1e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6 00000000-0000-4000-8000-0000000000ff",
+                       "l 6f0c1e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6 00000000-0000-4000-8000-0000000000ff"}));
+}
+
+TEST_F(Mapping, BigintIdsTravelAsTheirExactText) {
+  sql("CREATE TABLE channel_members (channel_id bigint, user_id bigint, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  sql("INSERT INTO channel_members VALUES (9007199254740993, 42)");  // 2^53 + 1: no double survives it
+  sql("UPDATE channel_members SET user_id = -7");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j 9007199254740993 42", "l 9007199254740993 42", "j 9007199254740993 -7"}));
+}
+
+TEST_F(Mapping, ACustomTableAndCustomColumnNamesAreFollowed) {
+  sql("CREATE SCHEMA app; CREATE TABLE app.members (room text, member text, PRIMARY KEY (room, member))");
+  std::string out;
+  ASSERT_EQ(migrate("up", {"--table", "app.members", "--channel-column", "room", "--user-column", "member"}, &out), 0);
+  EXPECT_NE(out.find("app.members"), std::string::npos) << out;
+  EXPECT_EQ(triggers(), (std::vector<std::string>{"app.members 4"}));
+  sql("INSERT INTO app.members VALUES ('r1', 'm1'), ('r1', 'm2')");
+  sql("UPDATE app.members SET room = 'r2' WHERE member = 'm1'");
+  sql("DELETE FROM app.members WHERE member = 'm2'");
+  sql("TRUNCATE app.members");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j r1 m1", "j r1 m2", "l r1 m1", "j r2 m1", "l r1 m2", "t"}));
+}
+
+TEST_F(Mapping, XTypeComesFromAColumnOfTheMembershipTable) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, kind text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up", {"--xtype-column", "kind"}), 0);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1', 'dm'), ('c2', 'u1', NULL)");
+  sql("UPDATE channel_members SET user_id = 'u2', kind = 'group' WHERE channel_id = 'c1'");
+  sql("UPDATE channel_members SET kind = 'thread'");  // the pair stays: nothing
+  sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j c1 u1 dm", "j c2 u1 -", "l c1 u1 dm", "j c1 u2 group",
+                                                  "l c1 u2 thread"}));
+}
+
+TEST_F(Mapping, XTypeIsLookedUpInTheChannelsTableByChannelId) {
+  sql("CREATE SCHEMA app; CREATE TABLE app.channels (id text PRIMARY KEY, type text);"
+      " INSERT INTO app.channels VALUES ('c1', 'dm'), ('c2', 'group');"
+      " CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up", {"--channels-table", "app.channels", "--xtype-column", "type", "--channels-key-column", "id"}), 0);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c2', 'u2'), ('c3', 'u3')");  // no c3 channel
+  sql("UPDATE channel_members SET channel_id = 'c2' WHERE user_id = 'u1'");
+  sql("DELETE FROM channel_members WHERE user_id IN ('u2', 'u3')");
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j c1 u1 dm", "j c2 u2 group", "j c3 u3 -", "l c1 u1 dm",
+                                                  "j c2 u1 group", "l c2 u2 group", "l c3 u3 -"}));
+}
+
+// The usual way a channel goes is `DELETE FROM channels`, its members following by cascade.
+TEST_F(Mapping, MembersLeavingByCascadeFromADeletedChannelKeepTheChannelsXType) {
+  sql("CREATE TABLE channels (id text PRIMARY KEY, type text); INSERT INTO channels VALUES ('c1', 'dm');"
+      " CREATE TABLE channel_members (channel_id text REFERENCES channels ON DELETE CASCADE, user_id text,"
+      " PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up", {"--channels-table", "channels", "--xtype-column", "type"}), 0);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c1', 'u2')");
+  sql("DELETE FROM channels WHERE id = 'c1'");
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j c1 u1 dm", "j c1 u2 dm", "l c1 u1 dm", "l c1 u2 dm"}));
+}
+
+TEST_F(Mapping, AMappingToAMissingColumnFailsTheMigrationSayingWhichAndInstallsNothing) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  std::string out;
+  EXPECT_EQ(migrate("up", {"--channel-column", "room"}, &out), 1);
+  EXPECT_NE(out.find("migrate up failed"), std::string::npos) << out;
+  EXPECT_NE(out.find("column r.room does not exist"), std::string::npos) << out;
+  EXPECT_FALSE(schema_exists());
+  EXPECT_TRUE(triggers().empty());
+  EXPECT_EQ(migrate("up", {"--table", "public.nowhere"}, &out), 1);
+  EXPECT_NE(out.find("relation \"public.nowhere\" does not exist"), std::string::npos) << out;
+  EXPECT_FALSE(schema_exists());
+  EXPECT_NO_THROW(sql("INSERT INTO channel_members VALUES ('c1', 'u1')"));
+}
+
+TEST_F(Mapping, AFailedMigrationLeavesThePreviousInstallationAsItWas) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  const std::string before = fingerprint(true);
+  std::string out;
+  EXPECT_EQ(migrate("up", {"--xtype-column", "nope"}, &out), 1);
+  EXPECT_NE(out.find("nope"), std::string::npos) << out;
+  EXPECT_EQ(fingerprint(true), before);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j c1 u1 -"}));
+}
+
+// --- the migration --------------------------------------------------------------------------
+
+TEST_F(Migration, UpTwiceChangesNothingNotEvenTheTriggers) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  const std::string before = fingerprint(true);
+  EXPECT_NE(before.find("trigger CREATE TRIGGER membership_notifier_insert"), std::string::npos) << before;
+  std::string out;
+  ASSERT_EQ(migrate("up", {}, &out), 0);
+  EXPECT_NE(out.find("4 of 4 enabled"), std::string::npos) << out;
+  EXPECT_EQ(fingerprint(true), before);
+  ASSERT_EQ(migrate("up", {"--table", "public.channel_members", "--channel-column", "channel_id"}), 0);
+  EXPECT_EQ(fingerprint(true), before) << "the same mapping spelt out is the same mapping";
+}
+
+// Roles hardened against CVE-2018-1058 often have a search_path without public.
+TEST_F(Migration, TheStoredTableNameMeansTheSameTableWhateverTheSearchPath) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  const std::string before = fingerprint(true);
+  const std::string other = conninfo() + " options='-csearch_path=pg_catalog'";
+  pqxx::connection c{other};
+  EXPECT_EQ(one(c, "SELECT coalesce(to_regclass(member_table)::oid::text, 'unresolved') FROM membership_notifier.settings"),
+            one("SELECT 'public.channel_members'::regclass::oid::text"));
+  EXPECT_EQ(migrate("up", {}, nullptr, other), 0);
+  EXPECT_EQ(fingerprint(true), before);
+}
+
+TEST_F(Migration, UpWithAnotherMappingMovesTheTriggersAndKeepsTheLog) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id));"
+      " CREATE SCHEMA app; CREATE TABLE app.members (room text, member text, PRIMARY KEY (room, member))");
+  ASSERT_EQ(migrate("up"), 0);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  const std::string log_id = one("SELECT log_id FROM membership_notifier.settings");
+  ASSERT_EQ(migrate("up", {"--table", "app.members", "--channel-column", "room", "--user-column", "member"}), 0);
+  EXPECT_EQ(triggers(), (std::vector<std::string>{"app.members 4"}));
+  EXPECT_EQ(one("SELECT log_id FROM membership_notifier.settings"), log_id);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u2')");  // no longer watched
+  sql("INSERT INTO app.members VALUES ('r1', 'm1')");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j r1 m1"}));
+  // Columns of the same table change too: the triggers are rebuilt for them.
+  sql("ALTER TABLE app.members ADD COLUMN person text; UPDATE app.members SET person = 'p1'");
+  ASSERT_EQ(migrate("up", {"--user-column", "person"}), 0);
+  sql("DELETE FROM app.members");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j r1 m1", "l r1 p1"}));
+}
+
+TEST_F(Migration, DownRemovesTriggersAndSchemaAndKeepsTheTableAndItsRows) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c1', 'u2')");
+  std::string out;
+  ASSERT_EQ(migrate("down", {}, &out), 0);
+  EXPECT_NE(out.find("not installed"), std::string::npos) << out;
+  EXPECT_FALSE(schema_exists());
+  EXPECT_TRUE(triggers().empty());
+  EXPECT_EQ(fingerprint(true), "");
+  EXPECT_EQ(one("SELECT string_agg(channel_id || ' ' || user_id, ', ' ORDER BY user_id) FROM channel_members"),
+            "c1 u1, c1 u2");
+  EXPECT_NO_THROW(sql("INSERT INTO channel_members VALUES ('c1', 'u3'); TRUNCATE channel_members"));
+}
+
+TEST_F(Migration, DownTwiceAndDownWhereNothingWasInstalledAreFine) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  EXPECT_EQ(migrate("down"), 0);
+  ASSERT_EQ(migrate("up"), 0);
+  EXPECT_EQ(migrate("down"), 0);
+  EXPECT_EQ(migrate("down"), 0);
+  EXPECT_FALSE(schema_exists());
+  EXPECT_EQ(psql("-f " + kDownSql), 0);
+}
+
+TEST_F(Migration, PsqlRunningTheSqlFilesGivesWhatTheBinaryGives) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  const std::string by_binary = fingerprint(false);
+  ASSERT_EQ(migrate("down"), 0);
+  std::string out;
+  ASSERT_EQ(psql("-f " + kUpSql, &out), 0) << out;
+  EXPECT_EQ(fingerprint(false), by_binary);
+  const std::string installed = fingerprint(true);
+  ASSERT_EQ(psql("-f " + kUpSql, &out), 0) << out;
+  EXPECT_EQ(fingerprint(true), installed) << "psql twice changes nothing either";
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1"}));
+  ASSERT_EQ(psql("-f " + kDownSql, &out), 0) << out;
+  EXPECT_FALSE(schema_exists());
+}
+
+TEST_F(Migration, PsqlAppliesAMappingSetBeforeTheFile) {
+  sql("CREATE SCHEMA app; CREATE TABLE app.members (room text, member text, kind text, PRIMARY KEY (room, member))");
+  std::string out;
+  ASSERT_EQ(psql("-c \"SET membership_notifier.member_table = 'app.members'\""
+                 " -c \"SET membership_notifier.channel_column = 'room'\""
+                 " -c \"SET membership_notifier.user_column = 'member'\""
+                 " -c \"SET membership_notifier.xtype_column = 'kind'\" -f " + kUpSql, &out),
+            0)
+      << out;
+  EXPECT_EQ(triggers(), (std::vector<std::string>{"app.members 4"}));
+  EXPECT_EQ(one("SELECT member_table || ' ' || channel_column || ' ' || user_column || ' ' || xtype_column"
+                " FROM membership_notifier.settings"),
+            "app.members room member kind");
+  sql("INSERT INTO app.members VALUES ('r1', 'm1', 'dm')");
+  EXPECT_EQ(log(true), (std::vector<std::string>{"j r1 m1 dm"}));
+}
+
+TEST_F(Migration, ThePsqlCommandDocumentedAtTheTopOfUpSqlWorksAsWritten) {
+  sql("CREATE SCHEMA app; CREATE TABLE app.members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  std::string out;  // sql/up.sql: psql -c "SET membership_notifier.member_table = 'app.members'" -f sql/up.sql
+  EXPECT_EQ(psql("-c \"SET membership_notifier.member_table = 'app.members'\" -f " + kUpSql, &out), 0) << out;
+  EXPECT_EQ(triggers(), (std::vector<std::string>{"app.members 4"}));
+}
+
+TEST_F(Migration, StatusSaysWhetherItIsInstalled) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  std::string out;
+  EXPECT_EQ(migrate("status", {}, &out), 0);
+  EXPECT_EQ(out.rfind("not installed", 0), 0u) << out;
+  ASSERT_EQ(migrate("up"), 0);
+  EXPECT_EQ(migrate("status", {}, &out), 0);
+  EXPECT_EQ(out.rfind("installed: schema version 1", 0), 0u) << out;
+  EXPECT_NE(out.find("channel_members (channel channel_id, user user_id)"), std::string::npos) << out;
+  EXPECT_NE(out.find("4 of 4 enabled"), std::string::npos) << out;
+  ASSERT_EQ(migrate("down"), 0);
+  EXPECT_EQ(migrate("status", {}, &out), 0);
+  EXPECT_EQ(out.rfind("not installed", 0), 0u) << out;
+}
+
+// --- retention ------------------------------------------------------------------------------
+
+TEST_F(Retention, PruneDeletesOldRowsInBatchesAndAdvancesPrunedThrough) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2')");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u3')");
+  const std::string newest = one("SELECT max(xid)::text FROM membership_notifier.event_log");
+  const std::string second = one("SELECT xid::text FROM membership_notifier.event_log WHERE user_id = 'u2'");
+  EXPECT_EQ(one("SELECT membership_notifier.prune('1 hour'::interval)"), "0");
+  EXPECT_EQ(one("SELECT pruned_through::text FROM membership_notifier.settings"), "0");
+  EXPECT_EQ(one("SELECT membership_notifier.prune('0 seconds'::interval, 2)"), "2");
+  EXPECT_EQ(one("SELECT pruned_through::text FROM membership_notifier.settings"), second);
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u3"}));
+  EXPECT_EQ(one("SELECT membership_notifier.prune('0 seconds'::interval)"), "1");
+  EXPECT_EQ(one("SELECT pruned_through::text FROM membership_notifier.settings"), newest);
+  EXPECT_TRUE(log().empty());
+}
+
+TEST_F(Retention, ASecondSessionPruningAtTheSameTimeGetsMinusOne) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2')");
+  pqxx::connection first{conninfo()}, second{conninfo()};
+  pqxx::nontransaction(second).exec("SET statement_timeout = '5s'");  // waiting would be the bug
+  pqxx::work tx{first};
+  EXPECT_EQ(tx.exec("SELECT membership_notifier.prune('0 seconds'::interval)").at(0).at(0).as<long long>(), 2);
+  EXPECT_EQ(one(second, "SELECT membership_notifier.prune('0 seconds'::interval)"), "-1");
+  tx.commit();
+  EXPECT_EQ(one(second, "SELECT membership_notifier.prune('0 seconds'::interval)"), "0");
+}
+
+TEST_F(Retention, PruneAndAnApplicationInsertDoNotWaitForEachOther) {
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2')");
+  pqxx::connection app{conninfo()}, pruner{conninfo()};
+  for (auto* c : {&app, &pruner}) pqxx::nontransaction(*c).exec("SET lock_timeout = '3s'; SET statement_timeout = '5s'");
+  {  // The application's transaction is open while prune runs.
+    pqxx::work a{app};
+    a.exec("INSERT INTO channel_members (channel_id, user_id) VALUES ('c2', 'u1')");
+    EXPECT_EQ(one(pruner, "SELECT membership_notifier.prune('0 seconds'::interval)"), "2");
+    a.commit();
+  }
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c2 u1"})) << "the open transaction's row must survive";
+  {  // Prune's transaction is open while the application writes.
+    pqxx::work p{pruner};
+    EXPECT_EQ(p.exec("SELECT membership_notifier.prune('0 seconds'::interval)").at(0).at(0).as<long long>(), 1);
+    EXPECT_NO_THROW(pqxx::nontransaction(app).exec(
+        "INSERT INTO channel_members (channel_id, user_id) VALUES ('c3', 'u1');"
+        " DELETE FROM channel_members WHERE channel_id = 'c1'"));
+    p.commit();
+  }
+  EXPECT_EQ(log(), (std::vector<std::string>{"j c3 u1", "l c1 u1", "l c1 u2"}));
+}
+
+// --- the cursor -----------------------------------------------------------------------------
+
+struct Read {
+  std::string snapshot;
+  std::vector<std::pair<long long, std::string>> rows;  // id, user
+};
+
+Read read_since(pqxx::connection& c, const std::string& snapshot) {
+  pqxx::nontransaction tx{c};
+  Read out;
+  for (const auto& row : tx.exec_params(EventLogReader::read_sql(), snapshot)) {
+    out.snapshot = row[0].as<std::string>();
+    if (!row[1].is_null()) out.rows.emplace_back(row[1].as<long long>(), row[5].as<std::string>());
+  }
+  return out;
+}
+
+TEST_F(CommitSafeCursor, ALowerIdCommittedAfterAHigherOneIsReadFromTheSnapshotThatAnIdCursorWouldMiss) {
+  pqxx::connection reader{conninfo()}, a{conninfo()}, b{conninfo()};
+  const std::string start = one(reader, "SELECT pg_current_snapshot()::text");
+  pqxx::work ta{a};
+  ta.exec("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'ua')");
+  {
+    pqxx::work tb{b};
+    tb.exec("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'ub')");
+    tb.commit();
+  }
+  const Read after_b = read_since(reader, start);
+  ASSERT_EQ(after_b.rows.size(), 1u);
+  EXPECT_EQ(after_b.rows[0].second, "ub");
+  const long long max_seen = after_b.rows[0].first;
+  ta.commit();
+
+  // The trap: A holds the lower id, so "id > the highest id seen" never returns it.
+  EXPECT_EQ(one(reader, "SELECT count(*) FROM membership_notifier.event_log WHERE id > " + std::to_string(max_seen)), "0");
+  const Read after_a = read_since(reader, after_b.snapshot);
+  ASSERT_EQ(after_a.rows.size(), 1u);
+  EXPECT_EQ(after_a.rows[0].second, "ua");
+  EXPECT_LT(after_a.rows[0].first, max_seen);
+  EXPECT_TRUE(read_since(reader, after_a.snapshot).rows.empty()) << "and nothing is read twice";
+}
+
+}  // namespace
+}  // namespace mn::test
