@@ -20,10 +20,12 @@ HttpReply handle_http(const std::string& method, const RequestTarget& target, bo
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics ? metrics() : "";
   } else if (target.path.rfind("/socket.io", 0) == 0) {
-    // The reference server's answer to a transport it does not serve.
+    // The reference server's answers: a transport it does not serve (polling, here), or the
+    // WebSocket transport asked for without an upgrade.
     r.status = 400;
     r.content_type = "application/json";
-    r.body = R"({"code":0,"message":"Transport unknown"})";
+    r.body = target.single("transport") == "websocket" ? R"({"code":3,"message":"Bad request"})"
+                                                        : R"({"code":0,"message":"Transport unknown"})";
   } else if (target.path == "/ws") {
     r.status = 426;
     r.body = "this endpoint needs a WebSocket upgrade\n";

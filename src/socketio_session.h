@@ -16,8 +16,9 @@
 // so a forged pid or offset can at most replay the token's own user's events.
 //
 // Close codes: 1003 for binary packets, 1007 for a frame that does not parse, 1008 after an
-// unauthorized CONNECT, 1000 when the client says goodbye ("1" or "41"). Nothing sends "41":
-// a server that goes away just closes, and the client reconnects and recovers.
+// unauthorized CONNECT, 1000 when the client says goodbye ("1" or "41"); WsServer's sweep
+// adds 1008 for no CONNECT within auth_timeout and 1001 for no pong. Nothing sends "41": a
+// server that goes away just closes, and the client reconnects and recovers.
 //
 // Single-threaded: called on the io_context's thread only.
 #pragma once

@@ -24,3 +24,9 @@ TEST(HttpEndpoints, SocketIoPollingIsRefusedLikeTheReferenceServer) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.body, R"({"code":0,"message":"Transport unknown"})");
 }
+
+TEST(HttpEndpoints, SocketIoWebSocketTransportWithoutAnUpgradeIsABadRequest) {
+  auto r = handle_http("GET", RequestTarget::parse("/socket.io/?EIO=4&transport=websocket"), true, nullptr);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"code":3,"message":"Bad request"})");
+}
