@@ -18,7 +18,7 @@ namespace {
 constexpr int kUsers = 300;
 constexpr int kChannels = 40;
 constexpr int kTracked = 30;  // users with a client
-constexpr auto kDuration = 12s;
+constexpr auto kDuration = 8s;  // per wake mode
 
 struct Tracked {
   std::string user;
@@ -36,8 +36,13 @@ struct Totals {
 
 }  // namespace
 
-class Chaos : public NotifierFixture {
+class Chaos : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
  protected:
+  void SetUp() override {
+    sidecar_defaults_ = wake_mode_args(GetParam());
+    NotifierFixture::SetUp();
+  }
+
   void apply(Tracked& t, const nlohmann::json& f) {
     std::string ev = f.value("event", "");
     if (ev == "session") {
@@ -90,7 +95,10 @@ class Chaos : public NotifierFixture {
   Totals totals_;
 };
 
-TEST_F(Chaos, EveryClientsViewEqualsTheTableAfterRandomDropsAndSidecarKills) {
+INSTANTIATE_TEST_SUITE_P(EveryWakeMode, Chaos, ::testing::Values("adaptive", "notify", "poll"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST_P(Chaos, EveryClientsViewEqualsTheTableAfterRandomDropsAndSidecarKills) {
   uint16_t p = free_port();
   start_sidecar({"--listen", "127.0.0.1:" + std::to_string(p)});
   std::vector<Tracked> clients(kTracked);
@@ -178,12 +186,12 @@ TEST_F(Chaos, EveryClientsViewEqualsTheTableAfterRandomDropsAndSidecarKills) {
     EXPECT_EQ(t.ids_since_snapshot, committed_since) << t.user;
     rows_checked += static_cast<int>(committed_since.size());
   }
-  std::printf("chaos: %d transactions committed (%d refused by the table), %d sidecar kills, %d socket drops, "
+  std::printf("chaos (%s): %d transactions committed (%d refused by the table), %d sidecar kills, %d socket drops, "
               "%d resumes, %d snapshots, %d events applied, %d duplicates dropped, %d connects refused while down; "
               "%d users' views equal the table, %d log rows checked delivered\n",
-              committed.load(), failed.load(), totals_.kills, totals_.drops, totals_.resumes, totals_.snapshots,
+              GetParam().c_str(), committed.load(), failed.load(), totals_.kills, totals_.drops, totals_.resumes, totals_.snapshots,
               totals_.events, totals_.duplicates, totals_.refused, kTracked, rows_checked);
   EXPECT_GT(committed.load(), 1000);
-  EXPECT_GE(totals_.kills, 2);
+  EXPECT_GE(totals_.kills, 1);
   EXPECT_GT(totals_.resumes, 10);
 }

@@ -13,9 +13,9 @@ using Events = std::vector<std::string>;
 class Delivery : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
+    sidecar_defaults_ = wake_mode_args(GetParam());
     NotifierFixture::SetUp();
-    // poll mode reads on an interval only; a short one keeps the test quick.
-    start_sidecar({"--wake-mode", GetParam(), "--poll-interval", GetParam() == "poll" ? "20ms" : "1s"});
+    start_sidecar();
   }
 };
 

@@ -26,15 +26,19 @@ Events take(WsClient& c, std::string& last_offset, std::chrono::milliseconds qui
 
 }  // namespace
 
-class Resume : public NotifierFixture {
+class Resume : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
+    sidecar_defaults_ = wake_mode_args(GetParam());
     NotifierFixture::SetUp();
     start_sidecar();
   }
 };
 
-TEST_F(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
+INSTANTIATE_TEST_SUITE_P(EveryWakeMode, Resume, ::testing::Values("adaptive", "notify", "poll"),
+                         [](const auto& param_info) { return param_info.param; });
+
+TEST_P(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
   auto c = connect("u1");
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   std::string offset;
@@ -50,7 +54,7 @@ TEST_F(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
   EXPECT_EQ(take(*again, offset), (Events{"joined c3 u1"}));
 }
 
-TEST_F(Resume, ATransactionStillRunningAtTheLastOffsetArrivesAfterResume) {
+TEST_P(Resume, ATransactionStillRunningAtTheLastOffsetArrivesAfterResume) {
   auto c = connect("u1");
   pqxx::connection a(conninfo());
   pqxx::work ta(a);
@@ -67,7 +71,7 @@ TEST_F(Resume, ATransactionStillRunningAtTheLastOffsetArrivesAfterResume) {
   EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
 }
 
-TEST_F(Resume, TwoTransactionsCommittingOutOfLogIdOrderWhileAwayBothArrive) {
+TEST_P(Resume, TwoTransactionsCommittingOutOfLogIdOrderWhileAwayBothArrive) {
   auto c = connect("u1");
   sql("INSERT INTO channel_members VALUES ('c0', 'u1')");
   std::string offset;
@@ -83,7 +87,7 @@ TEST_F(Resume, TwoTransactionsCommittingOutOfLogIdOrderWhileAwayBothArrive) {
   EXPECT_EQ(take(*again, offset), (Events{"joined a u1", "joined b u1"}));
 }
 
-TEST_F(Resume, AnOffsetPastRetentionOrGarbageGetsRecoveredFalseAndACorrectSnapshot) {
+TEST_P(Resume, AnOffsetPastRetentionOrGarbageGetsRecoveredFalseAndACorrectSnapshot) {
   auto c = connect("u1");
   sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c2', 'u1')");
   std::string offset;
@@ -104,7 +108,7 @@ TEST_F(Resume, AnOffsetPastRetentionOrGarbageGetsRecoveredFalseAndACorrectSnapsh
   }
 }
 
-TEST_F(Resume, ASidecarKilledAndRestartedWhileChangesAreMadeLosesNothingForResumingClients) {
+TEST_P(Resume, ASidecarKilledAndRestartedWhileChangesAreMadeLosesNothingForResumingClients) {
   uint16_t fixed = free_port();
   sidecar().signal(SIGTERM);
   sidecar().wait_exit();
@@ -137,7 +141,7 @@ TEST_F(Resume, ASidecarKilledAndRestartedWhileChangesAreMadeLosesNothingForResum
   EXPECT_EQ(written.load(), 300);
 }
 
-TEST_F(Resume, APostgresImmediateRestartDropsNoEventForConnectedClients) {
+TEST_P(Resume, APostgresImmediateRestartDropsNoEventForConnectedClients) {
   auto c = connect("u1");
   sql("INSERT INTO channel_members VALUES ('before', 'u1')");
   std::string offset;
@@ -150,7 +154,7 @@ TEST_F(Resume, APostgresImmediateRestartDropsNoEventForConnectedClients) {
   EXPECT_TRUE(sidecar().wait_for_log("reconnecting in"));
 }
 
-TEST_F(Resume, TwoInstancesOnOneDatabaseBothDeliverAndKillingOneLeavesTheOtherAlone) {
+TEST_P(Resume, TwoInstancesOnOneDatabaseBothDeliverAndKillingOneLeavesTheOtherAlone) {
   Sidecar second;
   start_sidecar({}, &second);
   auto on_first = connect("u1");
@@ -174,7 +178,7 @@ TEST_F(Resume, TwoInstancesOnOneDatabaseBothDeliverAndKillingOneLeavesTheOtherAl
   EXPECT_EQ(take(*moved, o2), (Events{"joined c2 u1"}));
 }
 
-TEST_F(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPruning) {
+TEST_P(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPruning) {
   sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'notifier_ro') THEN "
       "CREATE ROLE notifier_ro LOGIN; END IF; END $$");
   sql("SELECT membership_notifier.grant_sidecar('notifier_ro')");
@@ -189,6 +193,7 @@ TEST_F(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPrun
   Sidecar restricted;
   std::vector<std::string> args = {"serve", "--database-url", conninfo() + " user=notifier_ro", "--listen",
                                    "127.0.0.1:0", "--prune-interval", "200ms", "--retention", "1h"};
+  args.insert(args.end(), sidecar_defaults_.begin(), sidecar_defaults_.end());
   restricted.start(args, {{"MEMBERSHIP_NOTIFIER_JWT_SECRET", kTestSecret}});
   ASSERT_TRUE(restricted.wait_ready()) << restricted.log();
   nlohmann::json snapshot;

@@ -38,6 +38,7 @@ Sidecar& NotifierFixture::start_sidecar(const std::vector<std::string>& extra, S
   if (!given("--listen")) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   if (!given("--max-connections")) args.insert(args.end(), {"--max-connections", "2000"});
   args.insert(args.end(), extra.begin(), extra.end());
+  args.insert(args.end(), sidecar_defaults_.begin(), sidecar_defaults_.end());
   s.start(args);
   s.port();
   EXPECT_TRUE(s.wait_ready()) << s.log();

@@ -59,10 +59,17 @@ class NotifierFixture : public ::testing::Test {
   uint16_t port() { return sidecar_.port(); }
   Sidecar& sidecar() { return sidecar_; }
 
+  // Wake-mode flags for tests run in every mode (poll mode gets a short interval).
+  static std::vector<std::string> wake_mode_args(const std::string& mode) {
+    return {"--wake-mode", mode, "--poll-interval", mode == "poll" ? "20ms" : "1s"};
+  }
+
   // Set before SetUp (in the test's constructor) to change what is created.
   std::string table_ddl_ = "CREATE TABLE public.channel_members (channel_id text NOT NULL, "
                            "user_id text NOT NULL, PRIMARY KEY (channel_id, user_id))";
   std::vector<std::string> migrate_args_;
+  // Appended to every start_sidecar() (e.g. the wake mode a parameterised test runs in).
+  std::vector<std::string> sidecar_defaults_;
 
  private:
   std::string db_;
