@@ -10,6 +10,7 @@ namespace {
 
 // Close codes a client can act on. 1013 (try again later): reconnect with the last offset.
 constexpr uint16_t kTryAgainLater = 1013;
+constexpr size_t kHoldBudgetFactor = 16;
 
 }  // namespace
 
@@ -119,8 +120,10 @@ void Hub::finish_catch_up(Session& s, const PgSnapshot& covered) {
 
 bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e) {
   if (s.phase == Phase::catching_up) {
+    // Held for one query's round trip, and mostly dropped after it (the catch-up covers
+    // them); the bound is for a user who gets an enormous transaction in that moment.
     s.held_bytes += e->frame.size();
-    if (s.held_bytes > cfg_.max_buffered_bytes) {
+    if (s.held_bytes > kHoldBudgetFactor * cfg_.max_buffered_bytes) {
       transport_->close(s, kTryAgainLater, "too many events while catching up; reconnect with your offset");
       return false;
     }

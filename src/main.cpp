@@ -103,6 +103,7 @@ int serve(const Config& cfg_in, const std::function<std::optional<Config>()>& re
   EventLogReader reader(io, cfg, [&hub](const Batch& b) { hub.on_batch(b); });
   Janitor janitor(io, cfg);
   server.set_ready_probe([&reader] { return reader.ready(); });
+  server.set_started_probe([&reader] { return reader.position().has_value(); });
   server.set_metrics([&] { return metrics_text(server, hub, reader, janitor); });
   bool notified_ready = false;
   reader.on_ready([&notified_ready] {

@@ -168,6 +168,11 @@ struct WsServer::Impl {
              "connection limit reached; try again later");
       return false;
     }
+    if (owner.started_ && !owner.started_()) {
+      reject(con, websocketpp::http::status_code::service_unavailable, "starting",
+             "not connected to the database yet; try again shortly");
+      return false;
+    }
     std::string token = bearer_token(con->get_request_header("Authorization"));
     if (token.empty()) token = target.single("access_token").value_or("");
     if (socketio) {

@@ -47,6 +47,10 @@ class WsServer : public Transport {
   uint16_t port() const;
 
   void set_ready_probe(ReadyProbe p) { ready_ = std::move(p); }
+  // Whether sessions may start: not before the reader has its first position in the log,
+  // or a client caught up to a snapshot taken before that position would miss what lies
+  // between the two. (Later, while the reader reconnects, its position is kept: no gap.)
+  void set_started_probe(ReadyProbe p) { started_ = std::move(p); }
   void set_metrics(MetricsText m) { metrics_ = std::move(m); }
   // New keys take effect for new handshakes; open sessions keep the identity they proved.
   void set_jwt(std::shared_ptr<const JwtVerifier> v) { jwt_ = std::move(v); }
@@ -70,6 +74,7 @@ class WsServer : public Transport {
   std::shared_ptr<const JwtVerifier> jwt_;
   uint64_t turn_ = 1;
   ReadyProbe ready_;
+  ReadyProbe started_;
   MetricsText metrics_;
 };
 
