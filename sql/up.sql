@@ -65,7 +65,7 @@ CREATE UNLOGGED TABLE IF NOT EXISTS membership_notifier.listener (
 -- Time of a change, distinct and increasing within a transaction (now() is constant there, and
 -- two rows of one statement can share a clock_timestamp() microsecond). Reserves n microseconds.
 CREATE OR REPLACE FUNCTION membership_notifier.claim_time(n bigint) RETURNS timestamptz
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   -- Kept as microseconds since the epoch: text in a date format would depend on the
   -- session's DateStyle and TimeZone, which the application may change mid-transaction.
@@ -85,7 +85,7 @@ END $$;
 -- notifies only while some sidecar says it is waiting (adaptive), and never when the queue is
 -- filling up (a full queue would make the application's commit fail; sidecars also poll).
 CREATE OR REPLACE FUNCTION membership_notifier.wake() RETURNS void
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
   IF current_setting('membership_notifier.woken', true) = 'y' THEN
     RETURN;
@@ -140,20 +140,35 @@ BEGIN
 
   -- INSERT and DELETE: statement triggers over transition tables, one log INSERT per
   -- statement. Rows skipped by ON CONFLICT DO NOTHING are not in the transition table.
+  -- The time claim and the wake-up of claim_time() and wake() are written out here rather
+  -- than called: these run in every application write, and each call of a function with its
+  -- own SET clause costs a configuration save and restore.
   FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
     EXECUTE format($f$
       CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s() RETURNS trigger
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
-      DECLARE base timestamptz := membership_notifier.claim_time(0); n bigint;
+      DECLARE
+        base timestamptz := clock_timestamp();
+        last_us text := current_setting('membership_notifier.last_time', true);
+        n bigint;
       BEGIN
+        IF last_us IS NOT NULL AND last_us <> '' THEN
+          base := greatest(base, 'epoch'::timestamptz + (last_us::bigint + 1) * interval '1 microsecond');
+        END IF;
         INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
         SELECT %2$L, r.%3$I::text, r.%4$I::text, %5$s,
                base + (row_number() OVER () - 1) * interval '1 microsecond'
         FROM changed_rows r;
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n > 0 THEN
-          PERFORM membership_notifier.claim_time(n - 1);
-          PERFORM membership_notifier.wake();
+          PERFORM set_config('membership_notifier.last_time',
+                             ((extract(epoch FROM base) * 1000000)::bigint + n - 1)::text, true);
+          IF current_setting('membership_notifier.woken', true) IS DISTINCT FROM 'y'
+             AND EXISTS (SELECT 1 FROM membership_notifier.listener WHERE waiting)
+             AND pg_notification_queue_usage() < 0.5 THEN
+            PERFORM pg_notify('membership_notifier', '');
+            PERFORM set_config('membership_notifier.woken', 'y', true);
+          END IF;
         END IF;
         RETURN NULL;
       END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user, xt_new);

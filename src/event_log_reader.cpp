@@ -19,13 +19,18 @@ bool parse_int(std::string_view s, T& out) {
 const char* EventLogReader::read_sql() {
   // One statement, one snapshot: the rows returned are exactly those visible now and not in
   // $1, and pg_current_snapshot() is the snapshot they were read with.
+  // Two index range scans (a single OR would make PostgreSQL scan the whole log): rows of
+  // transactions from $1's xmax on, and rows of those in progress at $1 (all in [xmin, xmax)).
   return "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
          "       (extract(epoch FROM e.occurred_at) * 1000000)::bigint"
          "  FROM (SELECT pg_current_snapshot() AS snap) s"
          "  LEFT JOIN LATERAL ("
-         "    SELECT * FROM membership_notifier.event_log l"
+         "    SELECT l.* FROM membership_notifier.event_log l"
          "     WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
-         "        OR l.xid IN (SELECT pg_snapshot_xip($1::pg_snapshot))) e ON true"
+         "    UNION ALL"
+         "    SELECT l.* FROM membership_notifier.event_log l"
+         "     WHERE l.xid >= pg_snapshot_xmin($1::pg_snapshot) AND l.xid < pg_snapshot_xmax($1::pg_snapshot)"
+         "       AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))) e ON true"
          " ORDER BY e.id";
 }
 

@@ -35,10 +35,13 @@ constexpr const char* kReplaySql =
     "  FROM (SELECT pg_current_snapshot() AS snap) s"
     "  CROSS JOIN membership_notifier.settings st"
     "  LEFT JOIN LATERAL ("
-    "    SELECT * FROM membership_notifier.event_log l"
-    "     WHERE (l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
-    "            OR l.xid IN (SELECT pg_snapshot_xip($1::pg_snapshot)))"
-    "       AND (l.user_id = $3 OR l.op = 't')"
+    "    SELECT * FROM ("
+    "      SELECT l.* FROM membership_notifier.event_log l WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
+    "      UNION ALL"
+    "      SELECT l.* FROM membership_notifier.event_log l"
+    "       WHERE l.xid >= pg_snapshot_xmin($1::pg_snapshot) AND l.xid < pg_snapshot_xmax($1::pg_snapshot)"
+    "         AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))) l"
+    "     WHERE (l.user_id = $3 OR l.op = 't')"
     "       AND NOT (pg_visible_in_snapshot(l.xid, $2::pg_snapshot) AND l.id <= $4::bigint)) e ON true"
     " ORDER BY e.id";
 
