@@ -359,8 +359,9 @@ void Clients::on_text(Conn& c, int i, const std::string& text, int64_t t) {
       if (text[1] == '4') return fail(c, i, "CONNECT_ERROR " + text.substr(2));
       if (text[1] == '1') return fail(c, i, "Socket.IO DISCONNECT");
       if (text[1] == '2') {
-        if (text.compare(2, 18, "[\"channel.joined\"") == 0) return on_membership(c, i, text, 19, false, t);
-        if (text.compare(2, 16, "[\"channel.left\"") == 0) return on_membership(c, i, text, 17, true, t);
+        static const std::string joined = "[\"channel.joined\"", left = "[\"channel.left\"";
+        if (text.compare(2, joined.size(), joined) == 0) return on_membership(c, i, text, 2 + joined.size(), false, t);
+        if (text.compare(2, left.size(), left) == 0) return on_membership(c, i, text, 2 + left.size(), true, t);
       }
       return;
     default:

@@ -8,7 +8,7 @@
 // It prints `connected ...` once every socket is ready (or failed), then reads commands, one
 // a line, on stdin, and answers each with one line on stdout:
 //   run tag=T rate=R secs=S writers=W drain=D   -> result tag=T key=value...
-//   check                                       -> check key=value...  (nothing lost, from the table)
+//   check wait=S                                -> check key=value...  (nothing lost, from the table)
 //   stats                                       -> stats key=value...
 //   quit
 // Raw data of each run goes to DIR/<tag>.deliveries.csv and DIR/<tag>.changes.csv.
@@ -112,7 +112,12 @@ std::string num(double x, int decimals = 1) {
 }
 
 struct CpuSample {
-  int64_t wall = 0, server = -1, pg = -1, self = -1, rx = -1;
+  int64_t wall = 0, server = -1, pg = -1, self = -1, rx = -1, machine = -1;
+};
+
+struct CheckCounts {
+  long rows = 0, sockets = 0, expected = 0, missing = 0, extra = 0;
+  std::string error;
 };
 
 class Bench {
@@ -139,6 +144,7 @@ class Bench {
     if (o_.postmaster_pid) c.pg = tree_ticks(o_.postmaster_pid);
     c.self = process_ticks(getpid());
     if (clients_) c.rx = thread_ticks(clients_->tid());
+    c.machine = machine_busy_ticks();
     return c;
   }
 
@@ -241,17 +247,43 @@ class Bench {
               << " commit_p50_us=" << us(pct(commit, 0.5)) << " commit_p99_us=" << us(pct(commit, 0.99))
               << " cpu_server=" << cpu_pct(a.server, b.server, secs) << " cpu_pg=" << cpu_pct(a.pg, b.pg, secs)
               << " cpu_loadgen=" << cpu_pct(a.self, b.self, secs) << " cpu_rx=" << cpu_pct(a.rx, b.rx, secs)
+              << " cpu_machine=" << cpu_pct(a.machine, b.machine, secs)
               << " rx_max_stall_us=" << us(static_cast<double>(cc.max_stall_ns))
               << " disconnects=" << cc.disconnects << " first_error=\""
               << wr.first_error.substr(0, 160) << "\"" << std::endl;
   }
 
   // Every row of a connected user now in the table (none are probe rows: those were deleted)
-  // must have reached each of that user's ready sockets as a channel.joined.
-  void check() {
+  // must have reached each of that user's ready sockets as a channel.joined. Rows committed
+  // just before the check may still be on their way (poll mode: up to a poll interval), so it
+  // counts again until nothing is missing or `wait` seconds have passed.
+  void check(std::map<std::string, std::string> kv) {
+    double wait = kv.count("wait") ? std::atof(kv["wait"].c_str()) : 0;
+    int64_t give_up = now_ns() + static_cast<int64_t>(wait * 1e9);
+    for (;;) {
+      CheckCounts n = count_missing();
+      if ((n.missing == 0 && n.error.empty()) || now_ns() >= give_up) {
+        std::cout << "check rows=" << n.rows << " sockets=" << n.sockets << " expected=" << n.expected
+                  << " missing=" << n.missing << " extra=" << n.extra << " error=\"" << n.error.substr(0, 160)
+                  << "\"" << std::endl;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+
+  void stats() {
+    ClientCounters cc = clients_ ? clients_->counters(false) : ClientCounters{};
+    std::cout << "stats frames=" << cc.frames << " stale=" << cc.stale << " disconnects=" << cc.disconnects
+              << " pings=" << cc.pings << " loadgen_rss_kb=" << rss_kb(getpid())
+              << " server_rss_kb=" << (o_.server_pid ? rss_kb(o_.server_pid) : -1) << std::endl;
+  }
+
+ private:
+  CheckCounts count_missing() {
+    CheckCounts n;
     std::map<int, long> rows;
     PGconn* c = PQconnectdb(o_.db.c_str());
-    std::string err;
     if (PQstatus(c) == CONNECTION_OK) {
       std::string prefix = o_.clients.user_prefix;
       const char* params[1] = {prefix.c_str()};
@@ -266,39 +298,28 @@ class Bench {
           if (end && *end == '\0' && u >= 0 && u < o_.clients.users) rows[static_cast<int>(u)] = std::atol(PQgetvalue(r, i, 1));
         }
       } else {
-        err = PQresultErrorMessage(r);
+        n.error = PQresultErrorMessage(r);
       }
       PQclear(r);
     } else {
-      err = PQerrorMessage(c);
+      n.error = PQerrorMessage(c);
     }
     PQfinish(c);
-    long table = 0, missing = 0, extra = 0, sockets = 0;
-    for (auto& [u, n] : rows) table += n;
-    if (clients_) {
-      auto got = clients_->other_joined();
-      auto ready = clients_->ready_per_user();
-      (void)ready;
-      for (size_t s = 0; s < got.size(); ++s) {
-        long want = rows.count(static_cast<int>(s % o_.clients.users)) ? rows[static_cast<int>(s % o_.clients.users)] : 0;
-        long have = static_cast<long>(got[s]);
-        ++sockets;
-        if (have < want) missing += want - have;
-        if (have > want) extra += have - want;
-      }
+    for (auto& [u, k] : rows) n.rows += k;
+    if (!clients_) return n;
+    auto got = clients_->other_joined();
+    for (size_t s = 0; s < got.size(); ++s) {
+      auto it = rows.find(static_cast<int>(s % o_.clients.users));
+      long want = it == rows.end() ? 0 : it->second;
+      long have = static_cast<long>(got[s]);
+      ++n.sockets;
+      n.expected += want;
+      if (have < want) n.missing += want - have;
+      if (have > want) n.extra += have - want;
     }
-    std::cout << "check rows=" << table << " sockets=" << sockets << " missing=" << missing << " extra=" << extra
-              << " error=\"" << err.substr(0, 160) << "\"" << std::endl;
+    return n;
   }
 
-  void stats() {
-    ClientCounters cc = clients_ ? clients_->counters(false) : ClientCounters{};
-    std::cout << "stats frames=" << cc.frames << " stale=" << cc.stale << " disconnects=" << cc.disconnects
-              << " pings=" << cc.pings << " loadgen_rss_kb=" << rss_kb(getpid())
-              << " server_rss_kb=" << (o_.server_pid ? rss_kb(o_.server_pid) : -1) << std::endl;
-  }
-
- private:
   Options o_;
   std::vector<std::string> users_;
   std::unique_ptr<Clients> clients_;
@@ -316,7 +337,7 @@ int main(int argc, char** argv) {
     std::string cmd;
     in >> cmd;
     if (cmd == "run") b.run(bench::parse_kv(in));
-    else if (cmd == "check") b.check();
+    else if (cmd == "check") b.check(bench::parse_kv(in));
     else if (cmd == "stats") b.stats();
     else if (cmd == "quit") break;
     else if (!cmd.empty()) std::cout << "error unknown command " << cmd << std::endl;

@@ -65,6 +65,17 @@ long rss_kb(int pid) {
   return -1;
 }
 
+int64_t machine_busy_ticks() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  int64_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  in >> cpu;
+  for (auto& x : v) in >> x;
+  if (!in || cpu != "cpu") return -1;
+  // user nice system idle iowait irq softirq steal
+  return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+}
+
 long ticks_per_second() { return sysconf(_SC_CLK_TCK); }
 
 }  // namespace bench

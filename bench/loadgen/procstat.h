@@ -12,6 +12,8 @@ int64_t thread_ticks(int tid);
 // A process and its direct children (a postmaster and its backends).
 int64_t tree_ticks(int root);
 long rss_kb(int pid);
+// The whole machine's busy time (all CPUs, idle and iowait excluded), in clock ticks.
+int64_t machine_busy_ticks();
 long ticks_per_second();
 
 }  // namespace bench

@@ -1,0 +1,206 @@
+# Helpers for bench/run: the throwaway cluster, the servers under test, the load generator.
+# Sourced, not run. Every process started here is remembered by pid and stopped by pid.
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# The value of key=value in a loadgen answer line ("" when absent).
+kv() {
+  local v
+  v=$(grep -o " $2=[^ ]*" <<<" $1" | head -1) || true
+  printf '%s' "${v#*=}"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---- Foreign load -----------------------------------------------------------------------------
+# Others may be using this machine (builds, tests). CPU ticks of the whole machine, and of
+# everything this benchmark ran: this shell's waited-for children (servers, loadgens, pgbench,
+# psql, with theirs) and the cluster (postmaster, its reaped and its live backends). The
+# difference over a part is what other processes took.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+own_ticks() {
+  local mine pg live
+  mine=$(sed 's/.*) //' "/proc/$$/stat" | awk '{ print $14 + $15 }')
+  pg=$(sed 's/.*) //' "/proc/$POSTMASTER_PID/stat" | awk '{ print $12 + $13 + $14 + $15 }')
+  live=$(cat /proc/[0-9]*/stat 2>/dev/null | sed 's/.*) //' |
+    awk -v pm="$POSTMASTER_PID" '$2 == pm { t += $12 + $13 } END { print t + 0 }')
+  echo $((mine + pg + live))
+}
+FOREIGN_T0=0 FOREIGN_M0=0 FOREIGN_O0=0
+foreign_start() {
+  FOREIGN_T0=$(date +%s.%N) FOREIGN_M0=$(machine_ticks) FOREIGN_O0=$(own_ticks)
+}
+foreign_pct() {  # CPU % (100 = one core) other processes used since foreign_start
+  local m o
+  m=$(machine_ticks) o=$(own_ticks)
+  awk -v m=$((m - FOREIGN_M0)) -v o=$((o - FOREIGN_O0)) -v t0="$FOREIGN_T0" -v t1="$(date +%s.%N)" \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN { f = (m - o) / hz / (t1 - t0) * 100; printf "%.0f", f < 0 ? 0 : f }'
+}
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+# initdb refuses root: the cluster runs as the postgres user, in a short /tmp path (the
+# socket path must fit in sun_path), with durable commits: fsync and synchronous_commit on.
+# Large max_wal_size and checkpoint_timeout keep checkpoints out of the measured windows;
+# each pgbench point starts with an explicit CHECKPOINT instead.
+PG_DIR=""
+PG_PORT=5432
+POSTMASTER_PID=""
+
+pg_start() {
+  id postgres >/dev/null 2>&1 || die "no 'postgres' system user (install postgresql)"
+  PG_DIR=$(mktemp -d /tmp/mnb.XXXXXX)
+  chmod 755 "$PG_DIR"
+  chown postgres:postgres "$PG_DIR"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 \
+    --no-sync >"$PG_DIR/initdb.log" 2>&1 || die "initdb failed: $(tail -5 "$PG_DIR/initdb.log")"
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+    -o "-k $PG_DIR -p $PG_PORT -c listen_addresses= -c fsync=on -c synchronous_commit=on \
+        -c full_page_writes=on -c shared_buffers=1GB -c max_wal_size=16GB -c checkpoint_timeout=1h \
+        -c max_connections=200 -c log_min_messages=warning" start >/dev/null \
+    || die "postgres did not start: $(tail -5 "$PG_DIR/postgres.log")"
+  POSTMASTER_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+  log "postgres $("$PG_BIN/postgres" --version | awk '{print $3}') on $PG_DIR (fsync=on, synchronous_commit=on)"
+}
+
+pg_stop() {
+  [[ -n $PG_DIR && -d $PG_DIR/data ]] || return 0
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  if [[ ${KEEP:-0} == 1 ]]; then log "kept $PG_DIR"; else rm -rf "$PG_DIR"; fi
+  PG_DIR=""
+}
+
+conninfo() { printf 'host=%s port=%s user=postgres dbname=%s' "$PG_DIR" "$PG_PORT" "$1"; }
+
+psql_q() {  # psql_q DB SQL...
+  local db=$1
+  shift
+  PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$(conninfo "$db")" "$@"
+}
+
+# A fresh database with the application's table and the triggers of `kind`:
+# none | ours (membership-notifier migrate up) | node (one NOTIFY per row).
+# `sync` (on|off) is synchronous_commit for every session of that database.
+make_db() {
+  local db=$1 kind=$2 sync=${3:-on}
+  psql_q postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" \
+    -c "ALTER DATABASE $db SET synchronous_commit = $sync" >/dev/null || die "cannot create database $db"
+  psql_q "$db" -f "$BENCH/sql/app.sql" >/dev/null || die "cannot create the application's table"
+  case $kind in
+    ours) "$SIDECAR" migrate up --database-url "$(conninfo "$db")" >"$OUT/migrate-$db.log" 2>&1 \
+            || die "migrate up failed: $(tail -5 "$OUT/migrate-$db.log")" ;;
+    node) psql_q "$db" -f "$BENCH/baseline/schema.sql" >/dev/null || die "cannot install the baseline trigger" ;;
+    none) ;;
+  esac
+}
+
+# ---- Servers under test ---------------------------------------------------------------------
+# Several may run at once (part B), each under a name: SRV_PID[name], SRV_PORT[name].
+declare -A SRV_PID=() SRV_PORT=()
+
+wait_for_port() {  # wait_for_port NAME LOGFILE
+  local i port
+  for ((i = 0; i < 300; i++)); do
+    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$2" 2>/dev/null | head -1 | sed 's/.*://') || true
+    if [[ -n $port ]]; then
+      SRV_PORT[$1]=$port
+      return 0
+    fi
+    kill -0 "${SRV_PID[$1]}" 2>/dev/null || die "server $1 exited: $(tail -5 "$2")"
+    sleep 0.1
+  done
+  die "server $1 did not start listening: $(tail -5 "$2")"
+}
+
+start_sidecar() {  # start_sidecar NAME DB MODE LOG
+  MEMBERSHIP_NOTIFIER_JWT_SECRET=$JWT_SECRET "$SIDECAR" serve --database-url "$(conninfo "$2")" \
+    --listen 127.0.0.1:0 --max-connections 19000 --wake-mode "$3" "${SIDECAR_ARGS[@]}" >"$4" 2>&1 &
+  SRV_PID[$1]=$!
+  wait_for_port "$1" "$4"
+  local i
+  local code=""
+  for ((i = 0; i < 300; i++)); do
+    code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:${SRV_PORT[$1]}/readyz") || true
+    [[ $code == 200 ]] && return 0
+    if ! kill -0 "${SRV_PID[$1]}" 2>/dev/null; then
+      wait "${SRV_PID[$1]}"
+      die "sidecar $1 exited with status $? before it was ready: $(tail -5 "$4")"
+    fi
+    sleep 0.1
+  done
+  die "sidecar $1 not ready (/readyz: $code): $(tail -5 "$4")"
+}
+
+start_node() {  # start_node NAME DB LOG
+  JWT_SECRET=$JWT_SECRET PGHOST=$PG_DIR PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=$2 \
+    node "$BENCH/baseline/gateway.js" 0 >"$3" 2>&1 &
+  SRV_PID[$1]=$!
+  wait_for_port "$1" "$3"
+}
+
+stop_server() {  # stop_server NAME
+  local pid=${SRV_PID[$1]:-} i
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "SRV_PID[$1]" "SRV_PORT[$1]"
+}
+
+# ---- The load generator ---------------------------------------------------------------------
+# Each runs as a child with a pipe each way (FIFOs), under a name like the servers; lg_cmd
+# sends one command and prints its one answer line. Every line is also kept in $OUT/loadgen.log.
+declare -A LG_PID=() LG_W=() LG_R=() LG_CONNECTED=()
+
+lg_start() {  # lg_start NAME PORT PROTOCOL SOCKETS USERS DB RAWDIR SERVER_PID
+  local name=$1 fifo_dir w r line
+  fifo_dir=$(mktemp -d /tmp/mnb-lg.XXXXXX)
+  mkfifo "$fifo_dir/in" "$fifo_dir/out"
+  mkdir -p "$7"
+  BENCH_JWT_SECRET=$JWT_SECRET "$LOADGEN" --port "$2" --protocol "$3" --sockets "$4" --users "$5" \
+    --db "$(conninfo "$6")" --out "$7" --server-pid "${8:-0}" --postmaster-pid "$POSTMASTER_PID" \
+    <"$fifo_dir/in" >"$fifo_dir/out" 2>>"$OUT/loadgen.stderr" &
+  LG_PID[$name]=$!
+  exec {w}>"$fifo_dir/in"
+  exec {r}<"$fifo_dir/out"
+  LG_W[$name]=$w
+  LG_R[$name]=$r
+  rm -rf "$fifo_dir"
+  IFS= read -r -t 600 -u "$r" line || die "loadgen $name did not connect (see $OUT/loadgen.stderr)"
+  LG_CONNECTED[$name]=$line
+  printf '%s: %s\n' "$name" "$line" >>"$OUT/loadgen.log"
+}
+
+lg_cmd() {  # lg_cmd NAME TIMEOUT_SECONDS COMMAND...
+  local name=$1 t=$2 line
+  shift 2
+  printf '%s\n' "$*" >&"${LG_W[$name]}"
+  IFS= read -r -t "$t" -u "${LG_R[$name]}" line || die "loadgen $name gave no answer to '$*'"
+  printf '%s: %s\n' "$name" "$line" >>"$OUT/loadgen.log"
+  printf '%s' "$line"
+}
+
+lg_stop() {  # lg_stop NAME
+  local name=$1 w r
+  [[ -n ${LG_PID[$name]:-} ]] || return 0
+  w=${LG_W[$name]}
+  r=${LG_R[$name]}
+  printf 'quit\n' >&"$w" 2>/dev/null || true
+  exec {w}>&- {r}<&-
+  wait "${LG_PID[$name]}" 2>/dev/null || true
+  unset "LG_PID[$name]" "LG_W[$name]" "LG_R[$name]"
+}
+
+cleanup() {
+  local n
+  for n in "${!LG_PID[@]}"; do kill -TERM "${LG_PID[$n]}" 2>/dev/null || true; done
+  for n in "${!SRV_PID[@]}"; do stop_server "$n"; done
+  pg_stop
+}

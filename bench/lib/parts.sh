@@ -1,0 +1,207 @@
+# The two parts of bench/run. Sourced; uses the settings and helpers of bench/run and common.sh.
+
+ms() { awk -v u="$1" 'BEGIN { if (u == "" || u == "nan") print "–"; else printf "%.2f", u / 1000 }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }'; }
+minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "–" hi }'; }
+lost_text() {  # lost_text RESULT_LINE: "0", or what went wrong
+  local r=$1 t
+  t=$(kv "$r" lost)
+  [[ $(kv "$r" dup) == 0 ]] || t+=" (+$(kv "$r" dup) dup)"
+  [[ $(kv "$r" misrouted) == 0 ]] || t+=" (+$(kv "$r" misrouted) MISROUTED)"
+  [[ $(kv "$r" failures) == 0 ]] || t+=" ($(kv "$r" failures) writes failed)"
+  printf '%s' "$t"
+}
+
+# "s18:455 s19:395" (second of the run: deliveries over 20 ms), or "none": shows whether the
+# tail is spread out or one event (a GC pause, a burst of keepalive pings, a checkpoint).
+slow_seconds() {
+  local r
+  r=$(awk -F, 'NR > 1 && $3 > 20000 { n[int($1 / '"$A_RATE"')]++ } END { for (k in n) printf "s%d:%d\n", k, n[k] }' "$1" |
+    sort -t: -k2 -rn | head -6 | tr '\n' ' ')
+  printf '%s' "${r:-none}"
+}
+
+# ---- A: latency and footprint at 10k sockets, against the usual Node design ------------------
+A_ROWS=()
+A_NOTES=()
+
+a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
+  local name=$1 label=$2 kind=$3 proto=$4 mode=$5
+  local db=a_${name//-/_} raw=$OUT/a/$name rss0 rss1 ok res st pid
+  mkdir -p "$raw"
+  log "A: $label: database, server, $A_SOCKETS sockets"
+  make_db "$db" "$kind" "$A_SYNC"
+  if [[ $kind == ours ]]; then start_sidecar a "$db" "$mode" "$raw/server.log"; else start_node a "$db" "$raw/server.log"; fi
+  pid=${SRV_PID[a]}
+  sleep 1
+  rss0=$(rss_kb "$pid")
+  lg_start a "${SRV_PORT[a]}" "$proto" "$A_SOCKETS" "$A_USERS" "$db" "$raw" "$pid"
+  ok=$(kv "${LG_CONNECTED[a]}" ok)
+  log "A: $label: ${LG_CONNECTED[a]}"
+  if ((ok < A_SOCKETS * 9 / 10)); then
+    A_ROWS+=("| $label | not measured: $ok of $A_SOCKETS sockets connected ($(grep -o 'first_error=.*' <<<"${LG_CONNECTED[a]}" | cut -c13-90)) |||||||||")
+    lg_stop a
+    stop_server a
+    return 0
+  fi
+  sleep 5  # idle: let allocators and GC settle before reading RSS
+  rss1=$(rss_kb "$pid")
+  log "A: $label: $A_RATE changes/s for $A_SECS s"
+  res=$(lg_cmd a $((A_SECS + 180)) run tag=a rate="$A_RATE" secs="$A_SECS" writers="$A_WRITERS" drain=5)
+  st=$(lg_cmd a 30 stats)
+  lg_stop a
+  stop_server a
+  printf 'rss_idle_kb=%s rss_loaded_kb=%s\n%s\n%s\n%s\n' "$rss0" "$rss1" "${LG_CONNECTED[a]}" "$res" "$st" >"$raw/summary.txt"
+  log "A: $label: p50 $(ms "$(kv "$res" p50_us)") ms, p99 $(ms "$(kv "$res" p99_us)") ms, lost $(lost_text "$res")"
+  A_ROWS+=("| $label | $ok | $(kv "$res" rate) | $(ms "$(kv "$res" p50_us)") | $(ms "$(kv "$res" p90_us)") | $(ms "$(kv "$res" p99_us)") | $(ms "$(kv "$res" p999_us)") | $(ms "$(kv "$res" max_us)") | $(kv "$res" delivered) / $(lost_text "$res") | $(mib "$rss0") → $(mib "$rss1") MiB ($(awk -v a="$rss0" -v b="$rss1" -v n="$ok" 'BEGIN { printf "%.1f", (b - a) / n }') KiB/socket) | $(kv "$res" cpu_server) / $(kv "$res" cpu_pg) / $(kv "$res" cpu_loadgen) |")
+  A_NOTES+=("$label: loadgen receiver thread $(kv "$res" cpu_rx)% CPU, longest loop stall $(ms "$(kv "$res" rx_max_stall_us)") ms, RSS $(mib "$(kv "$st" loadgen_rss_kb)") MiB; commit p50/p99 $(ms "$(kv "$res" commit_p50_us)")/$(ms "$(kv "$res" commit_p99_us)") ms; connect $(kv "${LG_CONNECTED[a]}" secs) s; disconnects $(kv "$res" disconnects); deliveries over 20 ms by second of the run: $(slow_seconds "$raw/a.deliveries.csv").")
+}
+
+part_a() {
+  local m
+  foreign_start
+  a_target node "Node: socket.io gateway, NOTIFY per row" node sio ""
+  for m in "${A_MODE_LIST[@]}"; do
+    a_target "ours-ws-$m" "membership-notifier ($m), /ws" ours ws "$m"
+  done
+  a_target "ours-sio-${A_MODE_LIST[0]}" "membership-notifier (${A_MODE_LIST[0]}), /socket.io/" ours sio "${A_MODE_LIST[0]}"
+  {
+    echo "## A. Delivery latency and footprint: $A_SOCKETS sockets, $A_USERS users, $A_RATE single-row changes/s for $A_SECS s"
+    echo
+    echo "Commit→receipt per delivery (the writer's COMMIT returned → the frame was read by the client; one clock). Each change reaches every socket of its user. The writers' commits use synchronous_commit=$A_SYNC (fsync on)."
+    echo
+    echo "| server | sockets | changes/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | delivered / lost | RSS idle → $A_SOCKETS sockets | CPU % server / postgres / loadgen |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${A_ROWS[@]}"
+    echo
+    echo "The same receiving client (bench/loadgen, C++ epoll, Socket.IO or plain WebSocket) is used against both servers. Other processes on the machine used about $(foreign_pct)% CPU (100% = one core, of $(nproc)00%) on average during part A."
+    printf -- '- %s\n' "${A_NOTES[@]}"
+    echo
+  } >>"$OUT/report.md"
+}
+
+# ---- B: write cost of each wake-up mode, and latency at low and at the highest rate -----------
+# Every configuration gets its own database, server and clients, all up at once, so that the
+# pgbench points can be interleaved: this disk's fsync cost drifts several-fold over tens of
+# seconds, and configurations measured one after the other would mostly measure the drift.
+B_CONFIGS=()
+declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_CHECK=()
+
+b_setup() {  # b_setup NAME LABEL KIND(none|ours|node) MODE
+  local name=$1 kind=$3 db=b_$1 raw=$OUT/b/$1
+  B_CONFIGS+=("$name")
+  B_LABEL[$name]=$2
+  B_KIND[$name]=$kind
+  mkdir -p "$raw"
+  make_db "$db" "$kind" on
+  case $kind in
+    ours)
+      start_sidecar "$name" "$db" "$4" "$raw/server.log"
+      lg_start "$name" "${SRV_PORT[$name]}" ws "$B_SOCKETS" "$B_USERS" "$db" "$raw" "${SRV_PID[$name]}" ;;
+    node)
+      start_node "$name" "$db" "$raw/server.log"
+      lg_start "$name" "${SRV_PORT[$name]}" sio "$B_SOCKETS" "$B_USERS" "$db" "$raw" "${SRV_PID[$name]}" ;;
+    none)
+      lg_start "$name" 0 ws 0 "$B_USERS" "$db" "$raw" 0 ;;
+  esac
+  log "B: $2: ${LG_CONNECTED[$name]}"
+}
+
+b_pgbench() {  # b_pgbench NAME CLIENTS SECS LOG: prints tps
+  psql_q "b_$1" -c CHECKPOINT
+  pgbench -n -M prepared -c "$2" -j $(($2 < 2 ? $2 : 2)) -T "$3" -f "$BENCH/sql/insert.pgbench" \
+    "$(conninfo "b_$1")" >"$4" 2>&1 || die "pgbench failed: $(tail -3 "$4")"
+  printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$4")"
+}
+
+part_b() {
+  local m name r c k order last=${CLIENT_LIST[-1]} pgb
+  foreign_start
+  b_setup none "none" none ""
+  for m in "${MODE_LIST[@]}"; do
+    case $m in
+      notify) b_setup notify "event log + NOTIFY on every commit (notify)" ours notify ;;
+      adaptive) b_setup adaptive "event log + NOTIFY only while idle (adaptive)" ours adaptive ;;
+      poll) b_setup poll "event log, no NOTIFY (poll)" ours poll ;;
+      *) b_setup "$m" "event log, $m" ours "$m" ;;
+    esac
+  done
+  b_setup node "one NOTIFY per row, no log (Node baseline)" node ""
+
+  for name in "${B_CONFIGS[@]}"; do
+    [[ ${B_KIND[$name]} == none ]] && continue
+    log "B: ${B_LABEL[$name]}: latency at ${B_PROBE_RATE} changes/s"
+    B_LOW[$name]=$(lg_cmd "$name" $((B_LOW_SECS + 120)) run tag=low rate="$B_PROBE_RATE" secs="$B_LOW_SECS" writers=2 drain=5)
+  done
+
+  local n=${#B_CONFIGS[@]}
+  for ((r = 1; r <= B_ROUNDS; r++)); do
+    for c in "${CLIENT_LIST[@]}"; do
+      order=()
+      for ((k = 0; k < n; k++)); do order+=("${B_CONFIGS[(k + r - 1) % n]}"); done
+      for name in "${order[@]}"; do
+        B_TPS[$name,$c,$r]=$(b_pgbench "$name" "$c" "$B_SECS" "$OUT/b/$name/pgbench-c$c-r$r.log")
+      done
+      log "B: round $r/$B_ROUNDS, $c writers: $(for name in "${B_CONFIGS[@]}"; do printf '%s %s  ' "$name" "${B_TPS[$name,$c,$r]}"; done)"
+    done
+  done
+
+  # The highest rate: probes ride along with the largest pgbench point, one configuration at a time.
+  for name in "${B_CONFIGS[@]}"; do
+    [[ ${B_KIND[$name]} == none ]] && continue
+    log "B: ${B_LABEL[$name]}: latency during pgbench with $last writers"
+    psql_q "b_$name" -c CHECKPOINT
+    pgbench -n -M prepared -c "$last" -j 2 -T "$B_HI_SECS" -f "$BENCH/sql/insert.pgbench" \
+      "$(conninfo "b_$name")" >"$OUT/b/$name/pgbench-hi.log" 2>&1 &
+    pgb=$!
+    sleep 2
+    B_HI[$name]=$(lg_cmd "$name" $((B_HI_SECS + 120)) run tag=hi rate="$B_PROBE_RATE" secs=$((B_HI_SECS - 4)) writers=4 drain=5)
+    wait "$pgb" || die "pgbench failed: $(tail -3 "$OUT/b/$name/pgbench-hi.log")"
+    B_HI_TPS[$name]=$(printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$OUT/b/$name/pgbench-hi.log")")
+    B_CHECK[$name]=$(lg_cmd "$name" 120 check wait=5)
+  done
+  for name in "${B_CONFIGS[@]}"; do
+    lg_stop "$name"
+    stop_server "$name"
+    printf '%s\n%s\n%s\n%s\n' "${LG_CONNECTED[$name]}" "${B_LOW[$name]:-}" "${B_HI[$name]:-}" "${B_CHECK[$name]:-}" >"$OUT/b/$name/summary.txt"
+  done
+  B_FOREIGN=$(foreign_pct)
+  b_report
+}
+
+b_report() {
+  local name c r cells vals ratios heads="" last=${CLIENT_LIST[-1]} low hi chk lost ones=()
+  for c in "${CLIENT_LIST[@]}"; do heads+="tps, $c writer$([[ $c == 1 ]] || echo s) | "; done
+  for ((r = 1; r <= B_ROUNDS; r++)); do ones+=("${B_TPS[none,1,$r]:-}"); done
+  {
+    echo "## B. Write cost: pgbench one-row INSERT transactions, durable commits"
+    echo
+    echo "Each configuration has its own database and a server with $B_SOCKETS sockets for $B_USERS users (1% of pgbench's rows are theirs, so delivered). tps: median (min–max) of $B_ROUNDS rounds of ${B_SECS} s per point, configurations interleaved in rotating order; \"vs none\": median of the per-round ratios at $last writers. Latency: commit→client of probe changes at ${B_PROBE_RATE}/s, alone, and during pgbench with $last writers (its tps in brackets). Lost: probe deliveries (alone + at max rate); then every row of a connected user checked against what each of its sockets received."
+    echo
+    echo "| triggers installed | ${heads}vs none at $last | p50 / p99 ms at ${B_PROBE_RATE}/s | p50 / p99 ms at max rate | lost | server CPU % at max |"
+    echo "|---|$(for c in "${CLIENT_LIST[@]}"; do printf -- '---|'; done)---|---|---|---|---|"
+    for name in "${B_CONFIGS[@]}"; do
+      cells=""
+      for c in "${CLIENT_LIST[@]}"; do
+        vals=()
+        for ((r = 1; r <= B_ROUNDS; r++)); do vals+=("${B_TPS[$name,$c,$r]}"); done
+        cells+="$(median "${vals[@]}") ($(minmax "${vals[@]}")) | "
+      done
+      ratios=()
+      for ((r = 1; r <= B_ROUNDS; r++)); do
+        ratios+=("$(awk -v a="${B_TPS[$name,$last,$r]}" -v b="${B_TPS[none,$last,$r]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
+      done
+      if [[ ${B_KIND[$name]} == none ]]; then
+        echo "| ${B_LABEL[$name]} | ${cells}1.00× | – | – | – | – |"
+        continue
+      fi
+      low=${B_LOW[$name]} hi=${B_HI[$name]} chk=${B_CHECK[$name]}
+      lost="$(lost_text "$low") + $(lost_text "$hi"); rows: $(kv "$chk" missing) missing of $(kv "$chk" expected)"
+      echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | $(ms "$(kv "$low" p50_us)") / $(ms "$(kv "$low" p99_us)") | $(ms "$(kv "$hi" p50_us)") / $(ms "$(kv "$hi" p99_us)") (${B_HI_TPS[$name]} tps) | $lost | $(kv "$hi" cpu_server) |"
+    done
+    echo
+    echo "The disk's fsync cost drifts: \"none\" at 1 writer (about one fsync per commit) ran at $(minmax "${ones[@]}") tps across rounds. Other processes on the machine used about $B_FOREIGN% CPU (100% = one core) on average during part B."
+    echo
+  } >>"$OUT/report.md"
+}
