@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <random>
 #include <unordered_map>
 
 namespace mn {
@@ -79,6 +80,7 @@ struct WsServer::Impl {
   std::function<void()> on_drained;
   asio::steady_timer grace;
   SocketIoProtocol sio;
+  std::minstd_rand rng{std::random_device{}()};
 
   Impl(WsServer& o, asio::io_context& i, const Config& c, Hub& h)
       : owner(o), io(i), cfg(c), hub(h), sweep(i), grace(i),
@@ -219,7 +221,11 @@ struct WsServer::Impl {
     Session* s = session_of(con);
     if (!s) return;
     ++stats.sessions_opened;
-    s->opened_at = s->last_ping = std::chrono::steady_clock::now();
+    s->opened_at = std::chrono::steady_clock::now();
+    // A random phase: sessions that connected together (after a restart, say) must not all
+    // be pinged in one turn of the loop every interval, stalling deliveries meanwhile.
+    auto interval = std::max<int64_t>(1, cfg.ping_interval.count());
+    s->last_ping = s->opened_at - std::chrono::milliseconds(static_cast<int64_t>(rng() % interval));
     if (s->protocol == Protocol::socketio) {
       s->phase = Phase::awaiting_auth;
       return sio.on_open(*s, std::exchange(s->handshake_token, std::string()));
