@@ -36,12 +36,9 @@ struct Totals {
 
 }  // namespace
 
-class Chaos : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
+class Chaos : public EveryWakeModeFixture {
  protected:
-  void SetUp() override {
-    sidecar_defaults_ = wake_mode_args(GetParam());
-    NotifierFixture::SetUp();
-  }
+  Chaos() : EveryWakeModeFixture(false) {}  // the test starts its sidecar on a fixed port
 
   void apply(Tracked& t, const nlohmann::json& f) {
     std::string ev = f.value("event", "");
@@ -95,8 +92,7 @@ class Chaos : public NotifierFixture, public ::testing::WithParamInterface<std::
   Totals totals_;
 };
 
-INSTANTIATE_TEST_SUITE_P(EveryWakeMode, Chaos, ::testing::Values("adaptive", "notify", "poll"),
-                         [](const auto& param_info) { return param_info.param; });
+MN_EVERY_WAKE_MODE(Chaos);
 
 TEST_P(Chaos, EveryClientsViewEqualsTheTableAfterRandomDropsAndSidecarKills) {
   uint16_t p = free_port();

@@ -10,17 +10,8 @@ using namespace mn::test;
 using namespace std::chrono_literals;
 using Events = std::vector<std::string>;
 
-class Delivery : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
- protected:
-  void SetUp() override {
-    sidecar_defaults_ = wake_mode_args(GetParam());
-    NotifierFixture::SetUp();
-    start_sidecar();
-  }
-};
-
-INSTANTIATE_TEST_SUITE_P(EveryWakeMode, Delivery, ::testing::Values("adaptive", "notify", "poll"),
-                         [](const auto& param_info) { return param_info.param; });
+class Delivery : public EveryWakeModeFixture {};
+MN_EVERY_WAKE_MODE(Delivery);
 
 TEST_P(Delivery, AnInsertIsChannelJoinedForThatUserOnly) {
   auto u1 = connect("u1");

@@ -26,17 +26,8 @@ Events take(WsClient& c, std::string& last_offset, std::chrono::milliseconds qui
 
 }  // namespace
 
-class Resume : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
- protected:
-  void SetUp() override {
-    sidecar_defaults_ = wake_mode_args(GetParam());
-    NotifierFixture::SetUp();
-    start_sidecar();
-  }
-};
-
-INSTANTIATE_TEST_SUITE_P(EveryWakeMode, Resume, ::testing::Values("adaptive", "notify", "poll"),
-                         [](const auto& param_info) { return param_info.param; });
+class Resume : public EveryWakeModeFixture {};
+MN_EVERY_WAKE_MODE(Resume);
 
 TEST_P(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
   auto c = connect("u1");

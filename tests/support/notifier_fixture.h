@@ -77,4 +77,24 @@ class NotifierFixture : public ::testing::Test {
   std::string secret_file_;
 };
 
+// The same tests in every wake mode (each reaches the log by another path; all must deliver the
+// same): derive from this, then MN_EVERY_WAKE_MODE(TheFixture). `start` says whether SetUp
+// starts a sidecar.
+class EveryWakeModeFixture : public NotifierFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  explicit EveryWakeModeFixture(bool start = true) : start_(start) {}
+  void SetUp() override {
+    sidecar_defaults_ = wake_mode_args(GetParam());
+    NotifierFixture::SetUp();
+    if (start_) start_sidecar();
+  }
+
+ private:
+  bool start_;
+};
+
+#define MN_EVERY_WAKE_MODE(fixture)                                                            \
+  INSTANTIATE_TEST_SUITE_P(EveryWakeMode, fixture, ::testing::Values("adaptive", "notify", "poll"), \
+                           [](const auto& param_info) { return param_info.param; })
+
 }  // namespace mn::test
