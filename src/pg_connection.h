@@ -77,7 +77,6 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
   void close();
 
   bool connected() const { return state_ == State::ready; }
-  bool idle() const { return state_ == State::ready && !busy_ && queue_.empty(); }
   int backend_pid() const { return conn_ ? PQbackendPID(conn_) : 0; }
   std::string server_address() const;  // host:port of the server reached, for logs
 
