@@ -1,4 +1,4 @@
--- membership-notifier: up migration (schema version 1).
+-- membership-notifier: up migration (schema version 2).
 --
 -- Runs as plain SQL, the same text through `psql -v ON_ERROR_STOP=1 -f sql/up.sql` and through
 -- `membership-notifier migrate up`. One transaction; running it again changes nothing.
@@ -16,7 +16,10 @@
 -- The application pays for this in its own transactions, so the triggers are built to add no
 -- new way for them to fail, block or deadlock: they only INSERT into an append-only log
 -- (no unique key but a sequence), read nothing that others lock, run as SECURITY DEFINER so the
--- application role needs no grants, and send at most one NOTIFY per transaction.
+-- application role needs no grants, and send at most one NOTIFY per transaction, and only while
+-- a sidecar waits for one. They are also built to cost little: one plain row INSERT and one
+-- sequence read per changed row (see bench/: the statement triggers, time claim in a setting
+-- and EXISTS check of schema version 1 cost the application a third of its durable writes).
 
 BEGIN;
 -- Two migrations at once would race on CREATE ... IF NOT EXISTS.
@@ -27,6 +30,7 @@ REVOKE ALL ON SCHEMA membership_notifier FROM PUBLIC;
 
 CREATE TABLE IF NOT EXISTS membership_notifier.settings (
   singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  -- 1: statement triggers, times claimed in a setting; 2: row triggers, sequence wake flag.
   schema_version integer NOT NULL,
   -- Identifies this log in every offset, so that an offset from another database (or from
   -- before a dump and restore, where transaction ids start over) is refused, not misread.
@@ -50,52 +54,61 @@ CREATE TABLE IF NOT EXISTS membership_notifier.event_log (
   channel_id  text,
   user_id     text,
   xtype       text,
+  -- clock_timestamp() of the change. Rows of one transaction may share a microsecond; the
+  -- time a client sees is made distinct and increasing by id within the transaction when the
+  -- log is read (the sidecar: event.h, distinct_times; replays: the same rule in SQL), which
+  -- costs the application's write nothing.
   occurred_at timestamptz NOT NULL,
   -- One index serves both the commit-safe cursor (ranges of xid) and replica identity;
   -- a second one would cost every application write.
   PRIMARY KEY (xid, id)
 );
 
--- Sidecars waiting for a wake-up (adaptive mode). Unlogged: it is state of live processes.
+-- Sidecars waiting for a wake-up (adaptive mode), one row each. Unlogged: it is state of live
+-- processes. The triggers do not read it: they read waiting_listeners, its count, kept by
+-- set_waiting() below. A sequence's value is read without a query or a lock that writers share
+-- (pg_sequence_last_value, a plain function call in PL/pgSQL), where an EXISTS on this table
+-- was a query per write.
 CREATE UNLOGGED TABLE IF NOT EXISTS membership_notifier.listener (
   backend_pid integer PRIMARY KEY,
   waiting     boolean NOT NULL DEFAULT false
 );
-
--- Time of a change, distinct and increasing within a transaction (now() is constant there, and
--- two rows of one statement can share a clock_timestamp() microsecond). Reserves n microseconds.
-CREATE OR REPLACE FUNCTION membership_notifier.claim_time(n bigint) RETURNS timestamptz
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-  -- Kept as microseconds since the epoch: text in a date format would depend on the
-  -- session's DateStyle and TimeZone, which the application may change mid-transaction.
-  last_us text := current_setting('membership_notifier.last_time', true);
-  base timestamptz := clock_timestamp();
-BEGIN
-  IF last_us IS NOT NULL AND last_us <> '' THEN
-    base := greatest(base, 'epoch'::timestamptz + (last_us::bigint + 1) * interval '1 microsecond');
+CREATE SEQUENCE IF NOT EXISTS membership_notifier.waiting_listeners MINVALUE 0;
+DO $$ BEGIN
+  IF pg_sequence_last_value('membership_notifier.waiting_listeners') IS NULL THEN
+    PERFORM setval('membership_notifier.waiting_listeners', 0, true);
   END IF;
-  PERFORM set_config('membership_notifier.last_time',
-                     ((extract(epoch FROM base) * 1000000)::bigint + greatest(n, 1) - 1)::text, true);
-  RETURN base;
 END $$;
 
--- Wakes listening sidecars once per transaction. The NOTIFY lock is taken at commit and held
--- through the WAL flush, serialising every notifying commit in the cluster, so the trigger
--- notifies only while some sidecar says it is waiting (adaptive), and never when the queue is
--- filling up (a full queue would make the application's commit fail; sidecars also poll).
-CREATE OR REPLACE FUNCTION membership_notifier.wake() RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+-- Schema version 1's helpers, now written out in the trigger bodies or gone.
+DO $$ BEGIN
+  IF to_regprocedure('membership_notifier.claim_time(bigint)') IS NOT NULL THEN
+    DROP FUNCTION membership_notifier.claim_time(bigint);
+  END IF;
+  IF to_regprocedure('membership_notifier.wake()') IS NOT NULL THEN
+    DROP FUNCTION membership_notifier.wake();
+  END IF;
+END $$;
+
+-- A sidecar says whether it waits for a NOTIFY. Recounts under a lock, so that sidecars
+-- arming and disarming at once leave the right count; rows of sidecars that died are dropped
+-- first, so a crashed instance does not keep every write notifying. setval() is not
+-- transactional: the count is visible to the triggers at once, before this commits.
+CREATE OR REPLACE FUNCTION membership_notifier.set_waiting(w boolean) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n bigint;
 BEGIN
-  IF current_setting('membership_notifier.woken', true) = 'y' THEN
-    RETURN;
+  PERFORM pg_advisory_xact_lock(hashtext('membership_notifier.waiting'));
+  IF w THEN
+    DELETE FROM membership_notifier.listener l
+     WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid);
   END IF;
-  -- A fresh snapshot per statement (READ COMMITTED) sees a sidecar that armed a moment ago.
-  IF EXISTS (SELECT 1 FROM membership_notifier.listener WHERE waiting)
-     AND pg_notification_queue_usage() < 0.5 THEN
-    PERFORM pg_notify('membership_notifier', '');
-    PERFORM set_config('membership_notifier.woken', 'y', true);
-  END IF;
+  INSERT INTO membership_notifier.listener (backend_pid, waiting) VALUES (pg_backend_pid(), w)
+  ON CONFLICT (backend_pid) DO UPDATE SET waiting = w;
+  SELECT count(*) INTO n FROM membership_notifier.listener WHERE waiting;
+  PERFORM setval('membership_notifier.waiting_listeners', n, true);
+  RETURN n;
 END $$;
 
 -- schema.table, quoted where needed, whatever the search_path.
@@ -134,73 +147,62 @@ DECLARE
   xt_new text;
   xt_old text;
   body text;
+  wake text;
 BEGIN
-  xt_new := membership_notifier.xtype_expr('r', p_channel, p_xtype, p_channels, p_key);
+  xt_new := membership_notifier.xtype_expr('NEW', p_channel, p_xtype, p_channels, p_key);
   xt_old := membership_notifier.xtype_expr('OLD', p_channel, p_xtype, p_channels, p_key);
 
-  -- INSERT and DELETE: statement triggers over transition tables, one log INSERT per
-  -- statement. Rows skipped by ON CONFLICT DO NOTHING are not in the transition table.
-  -- The time claim and the wake-up of claim_time() and wake() are written out here rather
-  -- than called: these run in every application write, and each call of a function with its
-  -- own SET clause costs a configuration save and restore.
+  -- Row triggers. For the one-row statements applications mostly run, a row trigger costs
+  -- less than a statement trigger with a transition table (bench/: about 5% of the
+  -- application's throughput). Rows skipped by ON CONFLICT DO NOTHING fire nothing; rows
+  -- changed by cascades and COPY fire like any other. pg_notify of the same payload twice in
+  -- one transaction is delivered once, so a transaction wakes a sidecar at most once.
+  -- The wake-up condition is written out in each body rather than called: these run in every
+  -- application write, and each SQL-level function call there costs.
+  wake := $w$
+      IF pg_sequence_last_value('membership_notifier.waiting_listeners'::regclass) > 0
+         AND pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify('membership_notifier', '');
+      END IF;$w$;
   FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
     EXECUTE format($f$
       CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s() RETURNS trigger
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
-      DECLARE
-        base timestamptz := clock_timestamp();
-        last_us text := current_setting('membership_notifier.last_time', true);
-        n bigint;
       BEGIN
-        IF last_us IS NOT NULL AND last_us <> '' THEN
-          base := greatest(base, 'epoch'::timestamptz + (last_us::bigint + 1) * interval '1 microsecond');
-        END IF;
         INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-        SELECT %2$L, r.%3$I::text, r.%4$I::text, %5$s,
-               base + (row_number() OVER () - 1) * interval '1 microsecond'
-        FROM changed_rows r;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n > 0 THEN
-          PERFORM set_config('membership_notifier.last_time',
-                             ((extract(epoch FROM base) * 1000000)::bigint + n - 1)::text, true);
-          IF current_setting('membership_notifier.woken', true) IS DISTINCT FROM 'y'
-             AND EXISTS (SELECT 1 FROM membership_notifier.listener WHERE waiting)
-             AND pg_notification_queue_usage() < 0.5 THEN
-            PERFORM pg_notify('membership_notifier', '');
-            PERFORM set_config('membership_notifier.woken', 'y', true);
-          END IF;
-        END IF;
+        VALUES (%2$L, %6$s.%3$I::text, %6$s.%4$I::text, %5$s, clock_timestamp());
+        %7$s
         RETURN NULL;
-      END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user, xt_new);
+      END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user,
+      CASE body WHEN 'insert' THEN xt_new ELSE xt_old END,
+      CASE body WHEN 'insert' THEN 'NEW' ELSE 'OLD' END, wake);
   END LOOP;
 
-  -- UPDATE: a row trigger, because transition tables do not pair old rows with new ones; the
-  -- WHEN clause on the trigger keeps it from firing for updates that leave the pair alone.
+  -- UPDATE: the WHEN clause on the trigger keeps it from firing for updates that leave the
+  -- pair alone. Leave first, then join: ids order them.
   EXECUTE format($f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
-    DECLARE base timestamptz := membership_notifier.claim_time(2);
     BEGIN
       INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, base),
-             ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, base + interval '1 microsecond');
-      PERFORM membership_notifier.wake();
+      VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, clock_timestamp());
+      INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+      VALUES ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, clock_timestamp());
+      %5$s
       RETURN NULL;
-    END $b$ $f$, p_channel, p_user, xt_old,
-    membership_notifier.xtype_expr('NEW', p_channel, p_xtype, p_channels, p_key));
+    END $b$ $f$, p_channel, p_user, xt_old, xt_new, wake);
 
-  EXECUTE $f$
+  EXECUTE format($f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_truncate() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
     BEGIN
-      INSERT INTO membership_notifier.event_log (op, occurred_at)
-      VALUES ('t', membership_notifier.claim_time(1));
-      PERFORM membership_notifier.wake();
+      INSERT INTO membership_notifier.event_log (op, occurred_at) VALUES ('t', clock_timestamp());
+      %1$s
       RETURN NULL;
-    END $b$ $f$;
+    END $b$ $f$, wake);
 
   -- Fail now, not in the application's first write, if a column or type does not fit.
-  EXECUTE format('SELECT %s, r.%I::text, r.%I::text FROM %s r WHERE false',
+  EXECUTE format('SELECT %s, NEW.%I::text, NEW.%I::text FROM %s NEW WHERE false',
                  xt_new, p_channel, p_user, p_table);
 
   IF p_channels IS NOT NULL THEN
@@ -231,11 +233,9 @@ BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_update ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_truncate ON %s', p_table);
-  EXECUTE format('CREATE TRIGGER membership_notifier_insert AFTER INSERT ON %s '
-                 'REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT '
+  EXECUTE format('CREATE TRIGGER membership_notifier_insert AFTER INSERT ON %s FOR EACH ROW '
                  'EXECUTE FUNCTION membership_notifier.on_insert()', p_table);
-  EXECUTE format('CREATE TRIGGER membership_notifier_delete AFTER DELETE ON %s '
-                 'REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT '
+  EXECUTE format('CREATE TRIGGER membership_notifier_delete AFTER DELETE ON %s FOR EACH ROW '
                  'EXECUTE FUNCTION membership_notifier.on_delete()', p_table);
   EXECUTE format('CREATE TRIGGER membership_notifier_update AFTER UPDATE ON %s FOR EACH ROW '
                  'WHEN (OLD.%2$I IS DISTINCT FROM NEW.%2$I OR OLD.%3$I IS DISTINCT FROM NEW.%3$I) '
@@ -285,8 +285,8 @@ BEGIN
   SELECT * INTO s FROM membership_notifier.settings;
   EXECUTE format('GRANT USAGE ON SCHEMA membership_notifier TO %I', role_name);
   EXECUTE format('GRANT SELECT ON membership_notifier.event_log, membership_notifier.settings TO %I', role_name);
-  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON membership_notifier.listener TO %I', role_name);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION membership_notifier.prune(interval, integer), '
+  EXECUTE format('GRANT EXECUTE ON FUNCTION membership_notifier.set_waiting(boolean), '
+                 'membership_notifier.prune(interval, integer), '
                  'membership_notifier.xtype_expr(text, text, text, regclass, text) TO %I', role_name);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
                  (SELECT nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -298,6 +298,7 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION membership_notifier.grant_sidecar(name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.prune(interval, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.set_waiting(boolean) FROM PUBLIC;
 
 -- Apply the mapping: explicit settings win, then what an earlier run stored, then defaults.
 DO $apply$
@@ -348,20 +349,20 @@ BEGIN
 
   PERFORM membership_notifier.install_triggers(want_table::regclass, want_channel, want_user,
                                                want_xtype, want_channels::regclass, want_key,
-    (s.member_table, s.channel_column, s.user_column, s.xtype_column, s.channels_table, s.channels_key)
-    IS DISTINCT FROM (want_table, want_channel, want_user, want_xtype, want_channels, want_key));
+    (s.schema_version, s.member_table, s.channel_column, s.user_column, s.xtype_column, s.channels_table, s.channels_key)
+    IS DISTINCT FROM (2, want_table, want_channel, want_user, want_xtype, want_channels, want_key));
 
   INSERT INTO membership_notifier.settings AS t
     (schema_version, member_table, channel_column, user_column, xtype_column, channels_table, channels_key)
-  VALUES (1, want_table, want_channel, want_user, want_xtype, want_channels, want_key)
+  VALUES (2, want_table, want_channel, want_user, want_xtype, want_channels, want_key)
   ON CONFLICT (singleton) DO UPDATE SET
-    schema_version = 1, member_table = excluded.member_table,
+    schema_version = 2, member_table = excluded.member_table,
     channel_column = excluded.channel_column, user_column = excluded.user_column,
     xtype_column = excluded.xtype_column, channels_table = excluded.channels_table,
     channels_key = excluded.channels_key
   WHERE (t.schema_version, t.member_table, t.channel_column, t.user_column, t.xtype_column,
          t.channels_table, t.channels_key) IS DISTINCT FROM
-        (1, excluded.member_table, excluded.channel_column, excluded.user_column,
+        (2, excluded.member_table, excluded.channel_column, excluded.user_column,
          excluded.xtype_column, excluded.channels_table, excluded.channels_key);
   RAISE NOTICE 'membership_notifier: triggers on % (channel %, user %, xType %)', want_table,
     want_channel, want_user,

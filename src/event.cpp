@@ -2,7 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <ctime>
+#include <unordered_map>
 
 namespace mn {
 namespace {
@@ -15,6 +17,22 @@ bool valid_field(const std::optional<std::string>& v, size_t max_len) {
 }
 
 }  // namespace
+
+void make_times_distinct(std::vector<LogRow>& rows) {
+  struct Seen {
+    int64_t rank = 0;
+    int64_t best = 0;  // max over the transaction's rows so far of (stored - rank)
+  };
+  std::unordered_map<uint64_t, Seen> by_xid;
+  for (auto& row : rows) {
+    auto [it, first] = by_xid.try_emplace(row.xid);
+    Seen& s = it->second;
+    ++s.rank;
+    int64_t mine = row.occurred_at_us - s.rank;
+    s.best = first ? mine : std::max(s.best, mine);
+    row.occurred_at_us = s.rank + s.best;
+  }
+}
 
 std::string format_utc_micros(int64_t micros) {
   int64_t secs = micros / 1000000;

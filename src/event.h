@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mn {
 
@@ -37,6 +38,16 @@ struct MapOutcome {
   std::string error;
 };
 MapOutcome map_row(const LogRow& row);
+
+// Makes the times of each transaction's rows distinct and increasing in id order. The log
+// keeps clock_timestamp() per row (claiming distinct times in the trigger cost the
+// application's writes too much), and rows of one statement can share a microsecond. Per
+// transaction, each row gets its own time or one microsecond after the row before it,
+// whichever is later: t(r) = r + max over k <= r of (stored(k) - k), rows ranked r = 1, 2, ...
+// by id. `rows` must be sorted by id and hold every row of each transaction in it (a read
+// of the log does: a transaction's rows become visible together). The replay SQL in
+// history.cpp computes the same in the database.
+void make_times_distinct(std::vector<LogRow>& rows);
 
 // 2026-11-26T16:00:00.123456Z
 std::string format_utc_micros(int64_t micros_since_epoch);

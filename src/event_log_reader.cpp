@@ -8,6 +8,8 @@
 namespace mn {
 namespace {
 
+constexpr const char* kReadStatement = "membership_notifier_read";
+
 template <typename T>
 bool parse_int(std::string_view s, T& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -132,17 +134,13 @@ void EventLogReader::subscribe() {
     conn->query("LISTEN membership_notifier", {}, [this, conn](PgResult r) {
       if (conn == conn_ && !r.ok()) lost("LISTEN failed: " + r.error());
     });
-    // The triggers notify only while some sidecar says it is waiting. Rows left by sidecars
-    // that died are removed here, so a crashed instance does not keep the triggers notifying.
-    conn->query(
-        "WITH gone AS (DELETE FROM membership_notifier.listener l WHERE NOT EXISTS "
-        "  (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid)) "
-        "INSERT INTO membership_notifier.listener (backend_pid, waiting) "
-        "VALUES (pg_backend_pid(), true) ON CONFLICT (backend_pid) DO UPDATE SET waiting = true",
-        {}, [this, conn](PgResult r) {
-          if (conn == conn_ && !r.ok()) lost("registering as listener failed: " + r.error());
-        });
+    // The triggers notify only while some sidecar says it is waiting. set_waiting() also
+    // drops sidecars that died, so a crashed instance does not keep the triggers notifying.
+    set_waiting(true);
   }
+  conn->prepare(kReadStatement, read_sql(), [this, conn](PgResult r) {
+    if (conn == conn_ && !r.ok()) lost("preparing the event log read failed: " + r.error());
+  });
   // Queued after LISTEN: whatever commits from here on either is in this read or wakes us.
   // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
   wake_ = Wake::settling;
@@ -189,7 +187,7 @@ void EventLogReader::read() {
   reading_ = true;
   auto conn = conn_;
   // The cursor is set by the first query on this connection, queued ahead of this one.
-  conn->query(read_sql(), read_params(*cursor_), [this, conn](PgResult r) {
+  conn->query_prepared(kReadStatement, read_params(*cursor_), [this, conn](PgResult r) {
     if (conn == conn_) on_read(std::move(r));
   }, cfg_.db_timeout);
 }
@@ -213,6 +211,7 @@ void EventLogReader::on_read(PgResult r) {
     else spdlog::error("event log row {} cannot be parsed; skipped", i);
   }
   std::sort(batch.rows.begin(), batch.rows.end(), [](const LogRow& a, const LogRow& b) { return a.id < b.id; });
+  make_times_distinct(batch.rows);
   cursor_ = batch.to;
   ++stats_.reads;
   stats_.rows += batch.rows.size();
@@ -271,7 +270,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
 
 void EventLogReader::set_waiting(bool waiting) {
   auto conn = conn_;
-  conn->query("UPDATE membership_notifier.listener SET waiting = $1 WHERE backend_pid = pg_backend_pid()",
+  conn->query("SELECT membership_notifier.set_waiting($1)",
               {waiting ? "true" : "false"}, [this, conn](PgResult r) {
                 if (conn == conn_ && !r.ok()) lost("updating the wake-up mark failed: " + r.error());
               });

@@ -28,21 +28,30 @@ constexpr const char* kSnapshotSqlBuilder =
 
 // Rows of one user that a position has not seen, up to now; plus what decides whether the
 // position can be honoured at all: how far pruning has gone, and which log this is.
+// Times: the rule of make_times_distinct() (event.h) over every row of each transaction, not
+// only this user's, so that a replayed event carries the very time the live one did:
+// t = rank + max(stored - rank) over the transaction's rows so far, in id order.
 constexpr const char* kReplaySql =
     "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
-    "       (extract(epoch FROM e.occurred_at) * 1000000)::bigint,"
-    "       st.pruned_through::text, st.log_id::text"
+    "       e.t_us, st.pruned_through::text, st.log_id::text"
     "  FROM (SELECT pg_current_snapshot() AS snap) s"
     "  CROSS JOIN membership_notifier.settings st"
     "  LEFT JOIN LATERAL ("
     "    SELECT * FROM ("
-    "      SELECT l.* FROM membership_notifier.event_log l WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
-    "      UNION ALL"
-    "      SELECT l.* FROM membership_notifier.event_log l"
-    "       WHERE l.xid >= pg_snapshot_xmin($1::pg_snapshot) AND l.xid < pg_snapshot_xmax($1::pg_snapshot)"
-    "         AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))) l"
-    "     WHERE (l.user_id = $3 OR l.op = 't')"
-    "       AND NOT (pg_visible_in_snapshot(l.xid, $2::pg_snapshot) AND l.id <= $4::bigint)) e ON true"
+    "      SELECT w.*, w.rn + max(w.us - w.rn) OVER (PARTITION BY w.xid ORDER BY w.id) AS t_us FROM ("
+    "        SELECT l.*, (extract(epoch FROM l.occurred_at) * 1000000)::bigint AS us,"
+    "               row_number() OVER (PARTITION BY l.xid ORDER BY l.id) AS rn"
+    "          FROM membership_notifier.event_log l"
+    "         WHERE l.xid IN (SELECT c.xid FROM ("
+    "           SELECT l.xid, l.user_id, l.op FROM membership_notifier.event_log l"
+    "            WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
+    "           UNION ALL"
+    "           SELECT l.xid, l.user_id, l.op FROM membership_notifier.event_log l"
+    "            WHERE l.xid >= pg_snapshot_xmin($1::pg_snapshot) AND l.xid < pg_snapshot_xmax($1::pg_snapshot)"
+    "              AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))) c"
+    "           WHERE c.user_id = $3 OR c.op = 't')) w) x"
+    "     WHERE (x.user_id = $3 OR x.op = 't')"
+    "       AND NOT (pg_visible_in_snapshot(x.xid, $2::pg_snapshot) AND x.id <= $4::bigint)) e ON true"
     " ORDER BY e.id";
 
 std::string postgres_array(const std::vector<std::string>& items) {

@@ -114,7 +114,21 @@ void PgConnection::poll_connect() {
 void PgConnection::query(std::string sql, Params params, ResultHandler handler,
                          std::chrono::milliseconds deadline) {
   if (state_ == State::dead) return;
-  queue_.push_back(Pending{std::move(sql), std::move(params), std::move(handler), deadline});
+  queue_.push_back(Pending{Kind::query, std::move(sql), {}, std::move(params), std::move(handler), deadline});
+  if (state_ == State::ready) start_next();
+}
+
+void PgConnection::prepare(std::string name, std::string sql, ResultHandler handler) {
+  if (state_ == State::dead) return;
+  queue_.push_back(Pending{Kind::prepare, std::move(sql), std::move(name), {}, std::move(handler),
+                           std::chrono::seconds(10)});
+  if (state_ == State::ready) start_next();
+}
+
+void PgConnection::query_prepared(std::string name, Params params, ResultHandler handler,
+                                  std::chrono::milliseconds deadline) {
+  if (state_ == State::dead) return;
+  queue_.push_back(Pending{Kind::prepared, std::move(name), {}, std::move(params), std::move(handler), deadline});
   if (state_ == State::ready) start_next();
 }
 
@@ -125,8 +139,20 @@ void PgConnection::start_next() {
   std::vector<const char*> values;
   values.reserve(p.params.size());
   for (const auto& v : p.params) values.push_back(v ? v->c_str() : nullptr);
-  if (!PQsendQueryParams(conn_, p.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                         values.data(), nullptr, nullptr, 0)) {
+  const int n = static_cast<int>(values.size());
+  int sent = 0;
+  switch (p.kind) {
+    case Kind::query:
+      sent = PQsendQueryParams(conn_, p.sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+      break;
+    case Kind::prepare:
+      sent = PQsendPrepare(conn_, p.name.c_str(), p.sql.c_str(), 0, nullptr);
+      break;
+    case Kind::prepared:
+      sent = PQsendQueryPrepared(conn_, p.sql.c_str(), n, values.data(), nullptr, nullptr, 0);
+      break;
+  }
+  if (!sent) {
     return fail(trimmed(PQerrorMessage(conn_)));
   }
   busy_ = true;

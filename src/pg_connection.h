@@ -70,6 +70,14 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
   void query(std::string sql, Params params, ResultHandler handler,
              std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
+  // Prepared statements, for what runs on every wake-up: parsing and planning the event log
+  // read cost more than running it. prepare() queues like a query; its handler gets the
+  // result of the PREPARE (a failure there is the owner's to report). Statements belong to
+  // this connection: prepare again after reconnecting.
+  void prepare(std::string name, std::string sql, ResultHandler handler);
+  void query_prepared(std::string name, Params params, ResultHandler handler,
+                      std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
   void on_failure(FailureHandler h) { on_failure_ = std::move(h); }
   void on_notification(NotifyHandler h) { on_notify_ = std::move(h); }
 
@@ -83,8 +91,11 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
  private:
   explicit PgConnection(asio::io_context& io);
   enum class State { idle, connecting, ready, dead };
+  enum class Kind { query, prepare, prepared };
   struct Pending {
-    std::string sql;
+    Kind kind;
+    std::string sql;   // the statement name for Kind::prepared
+    std::string name;  // Kind::prepare
     Params params;
     ResultHandler handler;
     std::chrono::milliseconds deadline;

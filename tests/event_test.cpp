@@ -75,3 +75,47 @@ TEST(EventMapping, TimestampsAreIso8601UtcWithMicroseconds) {
   EXPECT_EQ(mn::format_utc_micros(1795708800123456), "2026-11-26T16:00:00.123456Z");
   EXPECT_EQ(mn::format_utc_micros(-1), "1969-12-31T23:59:59.999999Z");
 }
+
+// --- times made distinct within a transaction --------------------------------------------------
+
+namespace {
+mn::LogRow at(int64_t id, uint64_t xid, int64_t us) {
+  mn::LogRow r;
+  r.id = id;
+  r.xid = xid;
+  r.op = "j";
+  r.occurred_at_us = us;
+  return r;
+}
+std::vector<int64_t> times(const std::vector<mn::LogRow>& rows) {
+  std::vector<int64_t> out;
+  for (const auto& r : rows) out.push_back(r.occurred_at_us);
+  return out;
+}
+}  // namespace
+
+TEST(TimesOfATransaction, RowsSharingAMicrosecondGetOneMicrosecondEachInIdOrder) {
+  std::vector<mn::LogRow> rows{at(1, 7, 100), at(2, 7, 100), at(3, 7, 100)};
+  mn::make_times_distinct(rows);
+  EXPECT_EQ(times(rows), (std::vector<int64_t>{100, 101, 102}));
+}
+
+TEST(TimesOfATransaction, ARowWhoseOwnTimeIsLaterKeepsItAndTheNextOnesFollowIt) {
+  std::vector<mn::LogRow> rows{at(1, 7, 100), at(2, 7, 100), at(3, 7, 500), at(4, 7, 500), at(5, 7, 501)};
+  mn::make_times_distinct(rows);
+  EXPECT_EQ(times(rows), (std::vector<int64_t>{100, 101, 500, 501, 502}));
+}
+
+TEST(TimesOfATransaction, AClockThatStepsBackStillGivesIncreasingTimes) {
+  std::vector<mn::LogRow> rows{at(1, 7, 1000), at(2, 7, 10), at(3, 7, 20)};
+  mn::make_times_distinct(rows);
+  EXPECT_EQ(times(rows), (std::vector<int64_t>{1000, 1001, 1002}));
+}
+
+TEST(TimesOfATransaction, InterleavedTransactionsAreEachRankedOnTheirOwn) {
+  // Two transactions' ids interleave; each keeps its own sequence and other's rows do not
+  // push its times.
+  std::vector<mn::LogRow> rows{at(1, 7, 100), at(2, 8, 100), at(3, 7, 100), at(4, 8, 300), at(5, 7, 100)};
+  mn::make_times_distinct(rows);
+  EXPECT_EQ(times(rows), (std::vector<int64_t>{100, 100, 101, 300, 102}));
+}

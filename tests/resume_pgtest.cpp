@@ -4,6 +4,7 @@
 #include "offset.h"
 #include "support/notifier_fixture.h"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <thread>
@@ -43,6 +44,41 @@ TEST_P(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
   EXPECT_EQ(take(*again, offset), (Events{"joined c2 u1", "left c1 u1"}));
   sql("INSERT INTO channel_members VALUES ('c3', 'u1')");
   EXPECT_EQ(take(*again, offset), (Events{"joined c3 u1"}));
+}
+
+// The log keeps each row's own clock time; a transaction's rows that share a microsecond are
+// made distinct when read, over all its rows (other users' too). A replay of one user's rows
+// must give them the very times the live read gave.
+TEST_P(Resume, AReplayedEventCarriesTheVeryTimeTheLiveOneDidEvenWhenRowsSharedAMicrosecond) {
+  auto live = connect("u1");
+  auto away = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c0', 'u1')");
+  std::string offset, ignored;
+  EXPECT_EQ(take(*away, offset), (Events{"joined c0 u1"}));
+  EXPECT_EQ(take(*live, ignored), (Events{"joined c0 u1"}));
+  away->close();
+  // Every row of the transaction at one microsecond, u1's rows between u2's.
+  sql("BEGIN; INSERT INTO channel_members SELECT 'c' || i, CASE WHEN i % 3 = 0 THEN 'u1' ELSE 'u2' END"
+      "  FROM generate_series(1, 300) i;"
+      " UPDATE membership_notifier.event_log SET occurred_at = '2026-11-26 16:00:00.5+00'"
+      "  WHERE xid = pg_current_xact_id(); COMMIT");
+  auto times = [](WsClient& c, std::string& off) {
+    std::vector<std::string> out;
+    while (auto j = c.next_json(500ms)) {
+      if (j->contains("offset")) off = (*j)["offset"];
+      if ((*j)["event"] == "channel.joined") out.push_back((*j)["data"]["occurredAt"]);
+    }
+    return out;
+  };
+  auto live_times = times(*live, ignored);
+  ASSERT_EQ(live_times.size(), 100u);
+  EXPECT_EQ(live_times.front(), "2026-11-26T16:00:00.500002Z") << "u1's first row is the third of the transaction";
+  EXPECT_TRUE(std::is_sorted(live_times.begin(), live_times.end()) &&
+              std::adjacent_find(live_times.begin(), live_times.end()) == live_times.end());
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(times(*again, offset), live_times);
 }
 
 TEST_P(Resume, ATransactionStillRunningAtTheLastOffsetArrivesAfterResume) {
