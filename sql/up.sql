@@ -155,22 +155,34 @@ BEGIN
   -- Row triggers. For the one-row statements applications mostly run, a row trigger costs
   -- less than a statement trigger with a transition table (bench/: about 5% of the
   -- application's throughput). Rows skipped by ON CONFLICT DO NOTHING fire nothing; rows
-  -- changed by cascades and COPY fire like any other. pg_notify of the same payload twice in
-  -- one transaction is delivered once, so a transaction wakes a sidecar at most once.
-  -- The wake-up condition is written out in each body rather than called: these run in every
-  -- application write, and each SQL-level function call there costs.
-  wake := $w$
+  -- changed by cascades and COPY fire like any other.
+  -- The wake-up is checked after the INSERT: by then the transaction has its id, which the
+  -- sidecar's arming logic relies on (a transaction that looked before an arm is in progress
+  -- in the arm's snapshot). While a sidecar waits, the NOTIFY carries the row itself (the
+  -- fast path: the sidecar can deliver it without reading the log); a row too big for a
+  -- payload sends an empty one, which means "read the log". Written out in each body rather
+  -- than called: these run in every application write.
+  wake := format($w$
       IF pg_sequence_last_value('membership_notifier.waiting_listeners'::regclass) > 0
          AND pg_notification_queue_usage() < 0.5 THEN
-        PERFORM pg_notify('membership_notifier', '');
-      END IF;$w$;
+        payload := json_build_array(pg_current_xact_id()::text, currval(%L::regclass), op,
+                                    ch, us, xt, (extract(epoch FROM t) * 1000000)::bigint)::text;
+        PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
+      END IF;$w$, pg_get_serial_sequence('membership_notifier.event_log', 'id'));
   FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
     EXECUTE format($f$
       CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s() RETURNS trigger
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+      DECLARE
+        op "char" := %2$L;
+        ch text := %6$s.%3$I::text;
+        us text := %6$s.%4$I::text;
+        xt text := %5$s;
+        t timestamptz := clock_timestamp();
+        payload text;
       BEGIN
         INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-        VALUES (%2$L, %6$s.%3$I::text, %6$s.%4$I::text, %5$s, clock_timestamp());
+        VALUES (op, ch, us, xt, t);
         %7$s
         RETURN NULL;
       END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user,
@@ -183,23 +195,35 @@ BEGIN
   EXECUTE format($f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
+    DECLARE
+      op "char" := 'l';
+      ch text := OLD.%1$I::text;
+      us text := OLD.%2$I::text;
+      xt text := %3$s;
+      t timestamptz := clock_timestamp();
+      payload text;
     BEGIN
       INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, clock_timestamp());
+      VALUES (op, ch, us, xt, t);
+      %5$s
+      op := 'j'; ch := NEW.%1$I::text; us := NEW.%2$I::text; xt := %4$s; t := clock_timestamp();
       INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, clock_timestamp());
+      VALUES (op, ch, us, xt, t);
       %5$s
       RETURN NULL;
     END $b$ $f$, p_channel, p_user, xt_old, xt_new, wake);
 
-  EXECUTE format($f$
+  EXECUTE $f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_truncate() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
     BEGIN
       INSERT INTO membership_notifier.event_log (op, occurred_at) VALUES ('t', clock_timestamp());
-      %1$s
+      IF pg_sequence_last_value('membership_notifier.waiting_listeners'::regclass) > 0
+         AND pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify('membership_notifier', '');
+      END IF;
       RETURN NULL;
-    END $b$ $f$, wake);
+    END $b$ $f$;
 
   -- Fail now, not in the application's first write, if a column or type does not fit.
   EXECUTE format('SELECT %s, NEW.%I::text, NEW.%I::text FROM %s NEW WHERE false',

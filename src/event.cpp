@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
-#include <unordered_map>
 
 namespace mn {
 namespace {
@@ -18,20 +18,42 @@ bool valid_field(const std::optional<std::string>& v, size_t max_len) {
 
 }  // namespace
 
-void make_times_distinct(std::vector<LogRow>& rows) {
-  struct Seen {
-    int64_t rank = 0;
-    int64_t best = 0;  // max over the transaction's rows so far of (stored - rank)
+std::optional<LogRow> parse_wake_payload(std::string_view payload) {
+  if (payload.empty() || payload.front() != '[') return std::nullopt;
+  auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (!j.is_array() || j.size() != 7 || !j[0].is_string() || !j[1].is_number_integer() ||
+      !j[2].is_string() || !j[6].is_number_integer())
+    return std::nullopt;
+  LogRow row;
+  const auto& xid = j[0].get_ref<const std::string&>();
+  auto [p, ec] = std::from_chars(xid.data(), xid.data() + xid.size(), row.xid);
+  if (ec != std::errc() || p != xid.data() + xid.size() || row.xid == 0) return std::nullopt;
+  row.id = j[1].get<int64_t>();
+  row.op = j[2].get<std::string>();
+  if (row.op != "j" && row.op != "l") return std::nullopt;
+  auto text = [&j](size_t i, std::optional<std::string>& out) {
+    if (j[i].is_null()) return true;
+    if (!j[i].is_string()) return false;
+    out = j[i].get<std::string>();
+    return true;
   };
-  std::unordered_map<uint64_t, Seen> by_xid;
-  for (auto& row : rows) {
-    auto [it, first] = by_xid.try_emplace(row.xid);
-    Seen& s = it->second;
-    ++s.rank;
-    int64_t mine = row.occurred_at_us - s.rank;
-    s.best = first ? mine : std::max(s.best, mine);
-    row.occurred_at_us = s.rank + s.best;
-  }
+  if (!text(3, row.channel_id) || !text(4, row.user_id) || !text(5, row.xtype)) return std::nullopt;
+  row.occurred_at_us = j[6].get<int64_t>();
+  return row;
+}
+
+int64_t TransactionTimes::distinct(uint64_t xid, int64_t stored_us) {
+  auto [it, first] = seen_.try_emplace(xid);
+  Seen& s = it->second;
+  ++s.rank;
+  int64_t mine = stored_us - s.rank;
+  s.best = first ? mine : std::max(s.best, mine);
+  return s.rank + s.best;
+}
+
+void make_times_distinct(std::vector<LogRow>& rows) {
+  TransactionTimes times;
+  for (auto& row : rows) row.occurred_at_us = times.distinct(row.xid, row.occurred_at_us);
 }
 
 std::string format_utc_micros(int64_t micros) {

@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 namespace mn {
 namespace {
 
 constexpr const char* kReadStatement = "membership_notifier_read";
+// Up to this many transactions between the cursor and a fast-path row's may be counted as in
+// progress in the position it goes out with (sent again on resume, never lost).
+constexpr size_t kMaxFastGap = 64;
 
 template <typename T>
 bool parse_int(std::string_view s, T& out) {
@@ -25,15 +29,16 @@ const char* EventLogReader::read_sql() {
   // simple on purpose: it runs on every wake-up, and planning a LATERAL/OR form cost more
   // than running it (0.8 ms against 0.2 ms here); the OR form also scanned the whole log.
   // The caller sorts by id.
+  // The snapshot row also says how full the notification queue is (the fast path's guard).
   return "SELECT pg_current_snapshot()::text, NULL::bigint, NULL::text, NULL::text, NULL::text,"
-         "       NULL::text, NULL::text, NULL::bigint"
+         "       NULL::text, NULL::text, NULL::bigint, pg_notification_queue_usage()"
          " UNION ALL"
          " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
-         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint"
+         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint, NULL"
          "   FROM membership_notifier.event_log l WHERE l.xid >= $1::xid8"
          " UNION ALL"
          " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
-         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint"
+         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint, NULL"
          "   FROM membership_notifier.event_log l WHERE l.xid = ANY ($2::xid8[])";
 }
 
@@ -93,10 +98,7 @@ void EventLogReader::on_connected() {
   conn->on_failure([this, conn](const std::string& reason) {
     if (conn == conn_) lost(reason);
   });
-  conn->on_notification([this](const std::string&, const std::string&) {
-    ++stats_.notifications;
-    wake();
-  });
+  conn->on_notification([this](const std::string&, const std::string& payload) { on_notification(payload); });
   // A standby cannot take our LISTEN's wake-ups (no NOTIFY there) and lags: refuse it, so a
   // multi-host URL with target_session_attrs=read-write moves on to the new primary.
   conn->query(
@@ -146,6 +148,10 @@ void EventLogReader::subscribe() {
   wake_ = Wake::settling;
   armed_at_.reset();
   settle_delay_ = cfg_.busy_poll_interval;
+  fast_.clear();
+  fast_times_.clear();
+  fast_cursor_.reset();
+  note_unread_ = true;
   read();
 }
 
@@ -174,6 +180,69 @@ void EventLogReader::schedule_reconnect(const std::string& reason) {
   });
 }
 
+void EventLogReader::on_notification(const std::string& payload) {
+  ++stats_.notifications;
+  std::optional<LogRow> row;
+  if (!payload.empty()) {
+    row = parse_wake_payload(payload);
+    if (!row && ++stats_.bad_payloads % 1000 == 1)
+      spdlog::warn("a NOTIFY on membership_notifier carried something that is not a row ({} so far); "
+                   "reading the log instead", stats_.bad_payloads);
+  }
+  if (!row || !fast_path(std::move(*row))) note_unread_ = true;
+  wake();
+}
+
+bool EventLogReader::fast_path(LogRow row) {
+  if (wake_ != Wake::armed || note_unread_ || (reading_ && read_covers_notes_) || queue_usage_ >= 0.25 ||
+      !cursor_)
+    return false;
+  if (!fast_cursor_) fast_cursor_ = cursor_;
+  auto it = fast_.find(row.xid);
+  if (it == fast_.end()) {
+    auto to = fast_cursor_->with_committed(row.xid, kMaxFastGap);
+    if (!to) return false;
+    it = fast_.emplace(row.xid, FastXact{*fast_cursor_, *to, 0}).first;
+    fast_cursor_ = *to;
+  } else if (row.id <= it->second.last_id) {
+    return false;
+  }
+  it->second.last_id = row.id;
+  row.occurred_at_us = fast_times_.distinct(row.xid, row.occurred_at_us);
+  Batch batch;
+  batch.from = it->second.from;
+  batch.to = it->second.to;
+  batch.log_id = log_id_;
+  batch.rows.push_back(std::move(row));
+  ++stats_.fast_rows;
+  on_batch_(batch);
+  // Adaptive: woken, so stop being woken (as after a read that found rows).
+  if (cfg_.wake_mode == WakeMode::adaptive) {
+    set_waiting(false);
+    wake_ = Wake::draining;
+  }
+  return true;
+}
+
+// After a read: rows the fast path delivered are skipped by the caller; transactions the
+// new cursor sees are done with.
+void EventLogReader::forget_fast_rows_read() {
+  for (auto it = fast_.begin(); it != fast_.end();) {
+    if (cursor_->sees(it->first)) {
+      fast_times_.forget(it->first);
+      it = fast_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  fast_cursor_ = cursor_;
+  for (const auto& [xid, f] : fast_) {
+    auto next = fast_cursor_->with_committed(xid, kMaxFastGap);
+    if (next) fast_cursor_ = std::move(next);
+    else note_unread_ = true;  // not representable: no fast path until the next read
+  }
+}
+
 void EventLogReader::wake() {
   if (reading_) {
     dirty_ = true;
@@ -185,6 +254,7 @@ void EventLogReader::wake() {
 void EventLogReader::read() {
   if (!conn_ || stopped_ || !cursor_) return;
   reading_ = true;
+  read_covers_notes_ = std::exchange(note_unread_, false);
   auto conn = conn_;
   // The cursor is set by the first query on this connection, queued ahead of this one.
   conn->query_prepared(kReadStatement, read_params(*cursor_), [this, conn](PgResult r) {
@@ -197,8 +267,11 @@ void EventLogReader::on_read(PgResult r) {
   if (!r.ok()) return lost("reading the event log failed: " + r.error());
   if (r.rows() < 1) return lost("reading the event log returned no snapshot");
   std::optional<PgSnapshot> to;
-  for (int i = 0; i < r.rows() && !to; ++i)
-    if (!r.is_null(i, 0)) to = PgSnapshot::parse(r.get(i, 0));
+  for (int i = 0; i < r.rows() && !to; ++i) {
+    if (r.is_null(i, 0)) continue;
+    to = PgSnapshot::parse(r.get(i, 0));
+    queue_usage_ = r.is_null(i, 8) ? 1 : std::strtod(std::string(r.get(i, 8)).c_str(), nullptr);
+  }
   if (!to) return lost("no snapshot in the server's answer");
   Batch batch;
   batch.from = cursor_ ? *cursor_ : *to;
@@ -212,7 +285,18 @@ void EventLogReader::on_read(PgResult r) {
   }
   std::sort(batch.rows.begin(), batch.rows.end(), [](const LogRow& a, const LogRow& b) { return a.id < b.id; });
   make_times_distinct(batch.rows);
+  const bool got_rows = !batch.rows.empty();
+  if (!fast_.empty()) {
+    batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
+                                    [this](const LogRow& row) {
+                                      auto f = fast_.find(row.xid);
+                                      return f != fast_.end() && row.id <= f->second.last_id;
+                                    }),
+                     batch.rows.end());
+  }
   cursor_ = batch.to;
+  read_covers_notes_ = false;
+  forget_fast_rows_read();
   ++stats_.reads;
   stats_.rows += batch.rows.size();
   if (!batch.rows.empty() || batch.reset) on_batch_(batch);
@@ -226,8 +310,7 @@ void EventLogReader::on_read(PgResult r) {
     if (on_ready_) on_ready_();
   }
   if (std::exchange(dirty_, false)) return read();
-  if (cfg_.wake_mode != WakeMode::adaptive) return schedule_poll(cfg_.poll_interval);
-  adapt(!batch.rows.empty(), *to);
+  adapt(got_rows, *to);
 }
 
 // Adaptive wake-up. Every notifying commit in the cluster takes one lock, so the triggers
@@ -238,7 +321,26 @@ void EventLogReader::on_read(PgResult r) {
 //    notifies no one, but it already had its xid then, so it is in the in-progress list of
 //    the first read after arming (`armed_at`) or visible to it. Reading on, with backoff,
 //    until none of those is still running closes that gap.
+bool EventLogReader::settled(const PgSnapshot& seen) {
+  if (!armed_at_) armed_at_ = seen;
+  return std::none_of(armed_at_->xip.begin(), armed_at_->xip.end(), [&seen](uint64_t x) {
+    return std::binary_search(seen.xip.begin(), seen.xip.end(), x);
+  });
+}
+
 void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
+  if (cfg_.wake_mode == WakeMode::poll) return schedule_poll(cfg_.poll_interval);
+  if (cfg_.wake_mode == WakeMode::notify) {
+    // Waiting from the first read on; settling (as below) matters only to the fast path.
+    if (wake_ == Wake::settling) {
+      if (!settled(seen)) {
+        settle_delay_ = std::min(settle_delay_ * 2, cfg_.poll_interval);
+        return schedule_poll(settle_delay_);
+      }
+      wake_ = Wake::armed;
+    }
+    return schedule_poll(cfg_.poll_interval);
+  }
   if (got_rows && wake_ != Wake::draining) {
     set_waiting(false);
     wake_ = Wake::draining;
@@ -252,11 +354,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling: {
-      if (!armed_at_) armed_at_ = seen;
-      bool settled = std::none_of(armed_at_->xip.begin(), armed_at_->xip.end(), [&seen](uint64_t x) {
-        return std::binary_search(seen.xip.begin(), seen.xip.end(), x);
-      });
-      if (settled) {
+      if (settled(seen)) {
         wake_ = Wake::armed;
         return schedule_poll(cfg_.poll_interval);
       }

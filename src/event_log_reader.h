@@ -9,6 +9,14 @@
 // by id, which orders dependent changes of one pair (a change to a row is logged after the
 // transaction that made the row committed).
 //
+// The fast path: while a sidecar waits, the triggers' NOTIFY carries the row. A row is
+// delivered straight from it, before any read, only when nothing committed before it can
+// still be unread: the wake-up mode is settled (every commit since the last read notifies,
+// so notifications come in commit order with none missing), no wake-up that needs a read
+// is outstanding, and the notification queue is far from the level at which the triggers
+// stop notifying. Its position is the cursor with that transaction made visible. The log is
+// still read after it (that read skips the rows already delivered): the log stays the truth.
+//
 // On (re)connect: LISTEN first, then read from the cursor, then ready. Environmental failures
 // (server gone, standby, migration missing, timeouts) mean: log, back off with jitter, retry.
 // Single-threaded: all calls and callbacks on the io_context's thread.
@@ -22,6 +30,7 @@
 #include <asio.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -46,6 +55,8 @@ struct ReaderStats {
   uint64_t reads = 0;
   uint64_t rows = 0;
   uint64_t notifications = 0;
+  uint64_t fast_rows = 0;     // delivered from a NOTIFY payload, before a read
+  uint64_t bad_payloads = 0;  // NOTIFY payloads that were not a row (read the log instead)
 };
 
 class EventLogReader {
@@ -83,6 +94,10 @@ class EventLogReader {
   void on_read(PgResult r);
   void schedule_poll(std::chrono::milliseconds after);
   void wake();
+  void on_notification(const std::string& payload);
+  bool fast_path(LogRow row);
+  void forget_fast_rows_read();
+  bool settled(const PgSnapshot& seen);
   void adapt(bool got_rows, const PgSnapshot& seen);
   void set_waiting(bool waiting);
 
@@ -106,6 +121,20 @@ class EventLogReader {
   std::optional<PgSnapshot> armed_at_;
   std::chrono::milliseconds settle_delay_{2};
   ReaderStats stats_;
+
+  // Fast path state. A transaction delivered from its payloads until a read covers it: the
+  // positions its rows went out with, and the last id delivered (the read skips up to it).
+  struct FastXact {
+    PgSnapshot from;
+    PgSnapshot to;
+    int64_t last_id = 0;
+  };
+  std::map<uint64_t, FastXact> fast_;
+  TransactionTimes fast_times_;
+  std::optional<PgSnapshot> fast_cursor_;  // cursor_ with every transaction in fast_ visible
+  bool note_unread_ = true;         // a wake-up came that only a read can answer
+  bool read_covers_notes_ = false;  // ... and the read in flight was sent after it
+  double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
 };
 
 }  // namespace mn

@@ -60,6 +60,10 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const EventLogR
   counter("membership_notifier_snapshots_total", "Snapshots sent", static_cast<double>(h.snapshots));
   counter("membership_notifier_db_reads_total", "Reads of the event log", static_cast<double>(r.reads));
   counter("membership_notifier_db_notifications_total", "Wake-ups received", static_cast<double>(r.notifications));
+  counter("membership_notifier_fast_path_rows_total", "Rows delivered from a wake-up's payload, before a read",
+          static_cast<double>(r.fast_rows));
+  counter("membership_notifier_bad_payloads_total", "Wake-ups whose payload was not a row",
+          static_cast<double>(r.bad_payloads));
   counter("membership_notifier_db_disconnects_total", "Listener connections lost", static_cast<double>(r.disconnects));
   counter("membership_notifier_log_pruned_total", "Log rows pruned by this instance", static_cast<double>(janitor.pruned()));
   return m.str();

@@ -54,6 +54,19 @@ bool PgSnapshot::sees(uint64_t xid) const {
   return !std::binary_search(xip.begin(), xip.end(), xid);
 }
 
+std::optional<PgSnapshot> PgSnapshot::with_committed(uint64_t xid, size_t max_added) const {
+  if (sees(xid)) return std::nullopt;
+  PgSnapshot out = *this;
+  if (xid < xmax) {
+    out.xip.erase(std::lower_bound(out.xip.begin(), out.xip.end(), xid));
+    return out;
+  }
+  if (xid - xmax > max_added) return std::nullopt;
+  for (uint64_t x = xmax; x < xid; ++x) out.xip.push_back(x);
+  out.xmax = xid + 1;
+  return out;
+}
+
 bool PgSnapshot::finished_by(const PgSnapshot& later) const {
   // Everything this snapshot could not see is below xmax; all of it had finished once
   // `later`'s xmin passed xmax (transactions below a snapshot's xmin are all finished).

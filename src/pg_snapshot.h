@@ -23,6 +23,11 @@ struct PgSnapshot {
   // Same rule as pg_visible_in_snapshot().
   bool sees(uint64_t xid) const;
 
+  // This snapshot with `xid` (which has committed) made visible; the transactions between
+  // xmax and `xid` become in progress (not seen: conservative). nullopt when `xid` is
+  // already visible, or when that would add more than `max_added` in-progress entries.
+  std::optional<PgSnapshot> with_committed(uint64_t xid, size_t max_added) const;
+
   // True when every transaction this one could not see had finished by `later`.
   bool finished_by(const PgSnapshot& later) const;
 

@@ -29,14 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint8_t kText = 0x1, kClose = 0x8, kPing = 0x9;  // WebSocket opcodes
 
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 // Resident set size of a process in KiB, from /proc/<pid>/status; -1 if unreadable.
 long rss_kib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -99,8 +91,6 @@ class LimitsTest : public NotifierFixture {
     }
     return s;
   }
-
-  std::string metrics(uint16_t p = 0) { return http_get(p ? p : port(), "/metrics").body; }
 
   // A raw client of `user`, past the handshake, the session frame and the snapshot.
   std::unique_ptr<RawTcpWsClient> raw(const std::string& user, int recv_buffer_bytes = 0) {

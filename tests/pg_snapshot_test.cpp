@@ -38,3 +38,29 @@ TEST(PgSnapshot, IsFinishedByALaterSnapshotWhoseXminPassedItsXmax) {
   EXPECT_FALSE(s.finished_by(*PgSnapshot::parse("12:25:12")));
   EXPECT_TRUE(s.finished_by(*PgSnapshot::parse("20:25:")));
 }
+
+TEST(PgSnapshot, WithACommittedTransactionSeesItAndStillNotWhatItDidNotSee) {
+  auto s = *mn::PgSnapshot::parse("100:105:100,103");
+  auto in_progress_one = s.with_committed(103, 8);
+  ASSERT_TRUE(in_progress_one);
+  EXPECT_EQ(in_progress_one->to_string(), "100:105:100");
+  auto later = s.with_committed(108, 8);
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->to_string(), "100:109:100,103,105,106,107");
+  EXPECT_TRUE(later->sees(108));
+  for (uint64_t x : {100, 103, 105, 106, 107, 109}) EXPECT_FALSE(later->sees(x)) << x;
+  EXPECT_TRUE(later->sees(104));
+  EXPECT_TRUE(mn::PgSnapshot::parse(later->to_string())) << "and PostgreSQL's text form";
+}
+
+TEST(PgSnapshot, WithACommittedTransactionRefusesOneAlreadySeenOrTooFarAhead) {
+  auto s = *mn::PgSnapshot::parse("100:105:100,103");
+  EXPECT_FALSE(s.with_committed(99, 8));
+  EXPECT_FALSE(s.with_committed(104, 8));
+  EXPECT_FALSE(s.with_committed(114, 8));
+  EXPECT_TRUE(s.with_committed(113, 8));
+  auto empty = *mn::PgSnapshot::parse("200:200:");
+  auto next = empty.with_committed(200, 0);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->to_string(), "200:201:");
+}

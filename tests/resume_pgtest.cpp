@@ -50,6 +50,10 @@ TEST_P(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
 // made distinct when read, over all its rows (other users' too). A replay of one user's rows
 // must give them the very times the live read gave.
 TEST_P(Resume, AReplayedEventCarriesTheVeryTimeTheLiveOneDidEvenWhenRowsSharedAMicrosecond) {
+  // Rows are made to share a microsecond by rewriting their logged times, which the live
+  // read sees; a wake-up's payload carries the time as the trigger logged it, before the
+  // rewrite. So: poll mode, where live events come from reads only.
+  if (GetParam() != "poll") GTEST_SKIP() << "the fast path carries the times before the test rewrites them";
   auto live = connect("u1");
   auto away = connect("u1");
   sql("INSERT INTO channel_members VALUES ('c0', 'u1')");

@@ -26,15 +26,6 @@ int64_t now_s() {
       .count();
 }
 
-// The value of one metric in Prometheus text, or -1 when it is not there.
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 // How the handshake went and what came back, for assertion messages.
 std::string refusal(const WsClient& c) {
   return "status " + std::to_string(c.handshake_status()) + ", body: " + c.handshake_body() + ", error: " + c.error();
@@ -79,7 +70,6 @@ class SecurityTest : public NotifierFixture {
     return path;
   }
 
-  std::string metrics() { return http_get(port(), "/metrics").body; }
 
   // Opens /ws with `token` in the query and takes the session frame and the snapshot.
   std::unique_ptr<WsClient> open_with(const std::string& token, Json* session = nullptr,

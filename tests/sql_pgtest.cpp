@@ -359,7 +359,11 @@ TEST_F(TimeOfChange, TheTimeOfEachChangeIsTheRealTimeWhateverDateStyleAndTimeZon
 // A LISTENing connection that counts wake-ups, as a sidecar would be.
 struct Listener final : pqxx::notification_receiver {
   explicit Listener(pqxx::connection_base& c) : pqxx::notification_receiver(c, "membership_notifier") {}
-  void operator()(const std::string&, int) override { ++count; }
+  void operator()(const std::string& payload, int) override {
+    ++count;
+    payloads.push_back(payload);
+  }
+  std::vector<std::string> payloads;
   // Takes in what arrives until `quiet` passes with nothing.
   int drain(pqxx::connection_base& c, std::chrono::milliseconds quiet = 400ms) {
     while (c.await_notification(0, static_cast<long>(std::chrono::microseconds(quiet).count())) > 0) {
@@ -376,15 +380,43 @@ const char* kManyStatements =
     " INSERT INTO channel_members (channel_id, user_id) VALUES ('c2', 'u1'); TRUNCATE channel_members;"
     " INSERT INTO channel_members (channel_id, user_id) VALUES ('c3', 'u1'); COMMIT";
 
-TEST_F(WakeUp, ATransactionOfManyStatementsWakesAWaitingListenerExactlyOnce) {
+// While a sidecar waits, each changed row wakes it carrying the row (the fast path), with the
+// id and time the log has; a TRUNCATE, which names no row, wakes it empty.
+TEST_F(WakeUp, WhileASidecarWaitsEachChangedRowWakesItCarryingThatRowAsLogged) {
   pqxx::connection lc{conninfo()};
   Listener listener{lc};
   EXPECT_EQ(one(lc, "SELECT membership_notifier.set_waiting(true)"), "1");
   sql(kManyStatements);
+  EXPECT_EQ(listener.drain(lc), 9);
+  auto logged = query("SELECT id, xid::text, op::text, coalesce(channel_id, '-'), coalesce(user_id, '-'),"
+                      " (extract(epoch FROM occurred_at) * 1000000)::bigint FROM membership_notifier.event_log ORDER BY id");
+  ASSERT_EQ(logged.size(), 9u);
+  ASSERT_EQ(listener.payloads.size(), 9u);
+  for (size_t i = 0; i < 9; ++i) {
+    auto row = parse_wake_payload(listener.payloads[i]);
+    if (logged[i][2].as<std::string>() == "t") {
+      EXPECT_EQ(listener.payloads[i], "");
+      continue;
+    }
+    ASSERT_TRUE(row) << listener.payloads[i];
+    EXPECT_EQ(row->id, logged[i][0].as<int64_t>());
+    EXPECT_EQ(std::to_string(row->xid), logged[i][1].as<std::string>());
+    EXPECT_EQ(row->op, logged[i][2].as<std::string>());
+    EXPECT_EQ(row->channel_id.value_or("-"), logged[i][3].as<std::string>());
+    EXPECT_EQ(row->user_id.value_or("-"), logged[i][4].as<std::string>());
+    EXPECT_EQ(row->occurred_at_us, logged[i][5].as<int64_t>());
+  }
+}
+
+TEST_F(WakeUp, ARowTooBigForAPayloadWakesTheSidecarEmpty) {
+  sql("ALTER TABLE channel_members ADD COLUMN kind text");
+  ASSERT_EQ(migrate("up", {"--xtype-column", "kind"}), 0);
+  pqxx::connection lc{conninfo()};
+  Listener listener{lc};
+  EXPECT_EQ(one(lc, "SELECT membership_notifier.set_waiting(true)"), "1");
+  sql("INSERT INTO channel_members (channel_id, user_id, kind) VALUES (repeat(chr(1), 1000), 'u1', repeat(chr(1), 1000))");
   EXPECT_EQ(listener.drain(lc), 1);
-  EXPECT_EQ(log().size(), 9u);
-  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c4', 'u1')");  // the next transaction wakes again
-  EXPECT_EQ(listener.drain(lc), 2);
+  EXPECT_EQ(listener.payloads, std::vector<std::string>{""});
 }
 
 TEST_F(WakeUp, NoListenerWaitingMeansNoNotificationButTheLogStillHasEveryChange) {

@@ -1,9 +1,12 @@
 #include "support/notifier_fixture.h"
 
+#include "support/http.h"
+
 #include <asio.hpp>
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 namespace mn::test {
 
@@ -86,6 +89,16 @@ std::vector<std::string> NotifierFixture::events(WsClient& c, std::chrono::milli
   std::vector<std::string> out;
   while (auto j = c.next_json(quiet)) out.push_back(describe(*j));
   return out;
+}
+
+std::string NotifierFixture::metrics(uint16_t p) { return http_get(p ? p : port(), "/metrics").body; }
+
+double NotifierFixture::metric(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
 }
 
 }  // namespace mn::test

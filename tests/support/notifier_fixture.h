@@ -53,6 +53,10 @@ class NotifierFixture : public ::testing::Test {
   // "joined c1 u1" / "left c1 u1" for each event frame until `quiet` passes with nothing.
   static std::vector<std::string> events(WsClient& c, std::chrono::milliseconds quiet = std::chrono::milliseconds(400));
 
+  // The sidecar's /metrics text, and one value in it (-1 when absent).
+  std::string metrics(uint16_t p = 0);
+  static double metric(const std::string& metrics_text, const std::string& name);
+
   PgCluster& pg() { return shared_cluster(); }
   const std::string& db() const { return db_; }
   std::string conninfo() { return pg().conninfo(db_); }
