@@ -10,6 +10,8 @@ namespace mn {
 namespace {
 
 constexpr const char* kReadStatement = "membership_notifier_read";
+// Rows held behind a wake-up that needs a read; past this, they are left to the read too.
+constexpr size_t kMaxHeld = 4096;
 // Up to this many transactions between the cursor and a fast-path row's may be counted as in
 // progress in the position it goes out with (sent again on resume, never lost).
 constexpr size_t kMaxFastGap = 64;
@@ -151,6 +153,7 @@ void EventLogReader::subscribe() {
   fast_.clear();
   fast_times_.clear();
   fast_cursor_.reset();
+  held_.clear();
   note_unread_ = true;
   read();
 }
@@ -189,14 +192,30 @@ void EventLogReader::on_notification(const std::string& payload) {
       spdlog::warn("a NOTIFY on membership_notifier carried something that is not a row ({} so far); "
                    "reading the log instead", stats_.bad_payloads);
   }
-  if (!row || !fast_path(std::move(*row))) note_unread_ = true;
+  if (!row || !fast_path_open()) return note();
+  // A wake-up that only a read can answer came before this one: its read is out or about to
+  // be. Hold this row until then (or it would overtake that transaction); the read may
+  // bring it too.
+  if (note_unread_ || (reading_ && read_covers_notes_)) {
+    if (held_.size() >= kMaxHeld) return note();
+    held_.push_back(std::move(*row));
+    return;
+  }
+  if (!deliver_fast(std::move(*row))) return note();
+}
+
+void EventLogReader::note() {
+  // Everything held would come after this wake-up's transaction: the read brings it all.
+  held_.clear();
+  note_unread_ = true;
   wake();
 }
 
-bool EventLogReader::fast_path(LogRow row) {
-  if (wake_ != Wake::armed || note_unread_ || (reading_ && read_covers_notes_) || queue_usage_ >= 0.25 ||
-      !cursor_)
-    return false;
+bool EventLogReader::fast_path_open() const {
+  return wake_ == Wake::armed && queue_usage_ < 0.25 && cursor_.has_value();
+}
+
+bool EventLogReader::deliver_fast(LogRow row) {
   if (!fast_cursor_) fast_cursor_ = cursor_;
   auto it = fast_.find(row.xid);
   if (it == fast_.end()) {
@@ -216,12 +235,27 @@ bool EventLogReader::fast_path(LogRow row) {
   batch.rows.push_back(std::move(row));
   ++stats_.fast_rows;
   on_batch_(batch);
-  // Adaptive: woken, so stop being woken (as after a read that found rows).
   if (cfg_.wake_mode == WakeMode::adaptive) {
+    // Woken, so stop being woken, as after a read that found rows.
     set_waiting(false);
     wake_ = Wake::draining;
   }
+  // The log is still read after it, within the busy-poll interval rather than at once: one
+  // read then covers every row delivered meanwhile (on_read schedules it when a read is out).
+  if (!reading_ && poll_timer_.expiry() - std::chrono::steady_clock::now() > cfg_.busy_poll_interval)
+    schedule_poll(cfg_.busy_poll_interval);
   return true;
+}
+
+// Rows held behind a wake-up that needed a read, once that read is in: the ones it brought
+// are done; the rest go out now, in order, unless one cannot (then the next read brings them).
+void EventLogReader::release_held() {
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& row : held) {
+    if (cursor_->sees(row.xid)) continue;
+    if (!fast_path_open() || !deliver_fast(std::move(row))) return note();
+  }
 }
 
 // After a read: rows the fast path delivered are skipped by the caller; transactions the
@@ -253,6 +287,10 @@ void EventLogReader::wake() {
 
 void EventLogReader::read() {
   if (!conn_ || stopped_ || !cursor_) return;
+  if (reading_) {
+    dirty_ = true;
+    return;
+  }
   reading_ = true;
   read_covers_notes_ = std::exchange(note_unread_, false);
   auto conn = conn_;
@@ -311,6 +349,7 @@ void EventLogReader::on_read(PgResult r) {
   }
   if (std::exchange(dirty_, false)) return read();
   adapt(got_rows, *to);
+  release_held();
 }
 
 // Adaptive wake-up. Every notifying commit in the cluster takes one lock, so the triggers
@@ -339,7 +378,8 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       }
       wake_ = Wake::armed;
     }
-    return schedule_poll(cfg_.poll_interval);
+    // Rows went out by the fast path: read soon, so their transactions leave the cursor.
+    return schedule_poll(fast_.empty() ? cfg_.poll_interval : cfg_.busy_poll_interval);
   }
   if (got_rows && wake_ != Wake::draining) {
     set_waiting(false);

@@ -95,7 +95,10 @@ class EventLogReader {
   void schedule_poll(std::chrono::milliseconds after);
   void wake();
   void on_notification(const std::string& payload);
-  bool fast_path(LogRow row);
+  void note();
+  bool fast_path_open() const;
+  bool deliver_fast(LogRow row);
+  void release_held();
   void forget_fast_rows_read();
   bool settled(const PgSnapshot& seen);
   void adapt(bool got_rows, const PgSnapshot& seen);
@@ -132,6 +135,7 @@ class EventLogReader {
   std::map<uint64_t, FastXact> fast_;
   TransactionTimes fast_times_;
   std::optional<PgSnapshot> fast_cursor_;  // cursor_ with every transaction in fast_ visible
+  std::vector<LogRow> held_;        // fast-path rows waiting behind such a wake-up's read
   bool note_unread_ = true;         // a wake-up came that only a read can answer
   bool read_covers_notes_ = false;  // ... and the read in flight was sent after it
   double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
