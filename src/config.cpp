@@ -143,7 +143,12 @@ void register_serve_options(CLI::App& app, Config& c) {
   add_duration(app, "poll-interval", c.poll_interval,
                "Read the log at least this often (the only wake-up in poll mode)");
   add_duration(app, "busy-poll-interval", c.busy_poll_interval,
-               "Adaptive mode: while changes keep coming, read this often instead of being woken");
+               "Adaptive mode: while changes come faster than --adaptive-notify-max-rate, read this often "
+               "instead of being woken");
+  add(app, "adaptive-notify-max-rate", c.adaptive_notify_max_rate,
+      "Adaptive mode: below this many committing transactions with membership changes per second, each one "
+      "wakes the sidecar (lowest latency; each holds a cluster-wide lock through its WAL flush); 0: only "
+      "the first after an idle spell");
   add_duration(app, "retention", c.retention, "Keep log rows this long; clients can resume within it");
   add_duration(app, "prune-interval", c.prune_interval, "How often to prune the log");
   add_duration(app, "db-timeout", c.db_timeout,
@@ -233,6 +238,8 @@ std::vector<std::string> load(Config& c) {
   if (c.ping_interval.count() <= 0 || c.ping_timeout.count() <= 0)
     errors.push_back("--ping-interval and --ping-timeout must be positive");
   if (c.poll_interval.count() < 1) errors.push_back("--poll-interval must be at least 1ms");
+  if (!(c.adaptive_notify_max_rate >= 0) || c.adaptive_notify_max_rate > 1e6)
+    errors.push_back("--adaptive-notify-max-rate must be between 0 and 1000000");
   if (c.busy_poll_interval.count() < 1 || c.busy_poll_interval > c.poll_interval)
     errors.push_back("--busy-poll-interval must be between 1ms and --poll-interval");
   if (c.db_timeout.count() < 100) errors.push_back("--db-timeout must be at least 100ms");

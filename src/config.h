@@ -68,6 +68,9 @@ struct Config {
   WakeMode wake_mode = WakeMode::adaptive;
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds busy_poll_interval{2};
+  // Adaptive mode: every commit wakes the sidecar while commits with membership changes come
+  // slower than this (per second); above it, the sidecar polls at busy_poll_interval instead.
+  double adaptive_notify_max_rate = 2000;
   std::chrono::milliseconds retention{24 * 3600 * 1000};
   std::chrono::milliseconds prune_interval{60000};
   std::chrono::milliseconds db_timeout{5000};  // a query or connect unanswered this long: reconnect

@@ -223,6 +223,7 @@ bool EventLogReader::deliver_fast(LogRow row) {
     if (!to) return false;
     it = fast_.emplace(row.xid, FastXact{*fast_cursor_, *to, 0}).first;
     fast_cursor_ = *to;
+    commit_rate_.add(CommitRate::Clock::now());
   } else if (row.id <= it->second.last_id) {
     return false;
   }
@@ -235,8 +236,9 @@ bool EventLogReader::deliver_fast(LogRow row) {
   batch.rows.push_back(std::move(row));
   ++stats_.fast_rows;
   on_batch_(batch);
-  if (cfg_.wake_mode == WakeMode::adaptive) {
-    // Woken, so stop being woken, as after a read that found rows.
+  if (cfg_.wake_mode == WakeMode::adaptive &&
+      commit_rate_.per_second(CommitRate::Clock::now()) >= cfg_.adaptive_notify_max_rate) {
+    // Commits come too fast to be worth a NOTIFY each: stop being woken, poll instead.
     set_waiting(false);
     wake_ = Wake::draining;
   }
@@ -324,6 +326,14 @@ void EventLogReader::on_read(PgResult r) {
   std::sort(batch.rows.begin(), batch.rows.end(), [](const LogRow& a, const LogRow& b) { return a.id < b.id; });
   make_times_distinct(batch.rows);
   const bool got_rows = !batch.rows.empty();
+  {
+    // Transactions new to us (those the fast path delivered were counted then).
+    uint64_t last = 0;
+    double commits = 0;
+    for (const auto& row : batch.rows)
+      if (row.xid != last && !fast_.count(row.xid)) ++commits, last = row.xid;
+    if (commits > 0) commit_rate_.add(CommitRate::Clock::now(), commits);
+  }
   if (!fast_.empty()) {
     batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
                                     [this](const LogRow& row) {
@@ -352,10 +362,13 @@ void EventLogReader::on_read(PgResult r) {
   release_held();
 }
 
-// Adaptive wake-up. Every notifying commit in the cluster takes one lock, so the triggers
-// only NOTIFY while a sidecar says it is waiting (membership_notifier.listener.waiting):
-//  - armed: waiting for a NOTIFY (and polling at poll_interval as a safety net);
-//  - draining: woken, no longer waiting, reading every busy_poll_interval while rows come;
+// Adaptive wake-up. Every notifying commit in the cluster takes one lock held through its WAL
+// flush, so the triggers only NOTIFY while a sidecar says it is waiting (set_waiting()):
+//  - armed: woken by every commit (each delivered by the fast path when it can be), polling
+//    at poll_interval as a safety net, for as long as commits come slower than
+//    adaptive_notify_max_rate per second;
+//  - draining: no longer waiting, reading every busy_poll_interval while commits come faster
+//    than half that;
 //  - settling: waiting again. A transaction whose trigger looked before the arm committed
 //    notifies no one, but it already had its xid then, so it is in the in-progress list of
 //    the first read after arming (`armed_at`) or visible to it. Reading on, with backoff,
@@ -381,13 +394,17 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
     // Rows went out by the fast path: read soon, so their transactions leave the cursor.
     return schedule_poll(fast_.empty() ? cfg_.poll_interval : cfg_.busy_poll_interval);
   }
-  if (got_rows && wake_ != Wake::draining) {
+  const double rate = commit_rate_.per_second(CommitRate::Clock::now());
+  const double max_rate = cfg_.adaptive_notify_max_rate;
+  if (got_rows && wake_ != Wake::draining && rate >= max_rate) {
     set_waiting(false);
     wake_ = Wake::draining;
   }
   switch (wake_) {
     case Wake::draining:
-      if (got_rows) return schedule_poll(cfg_.busy_poll_interval);
+      // Poll on while commits come faster than half the limit (hysteresis, so a rate near it
+      // does not flip the mode at every read); else be woken again.
+      if (got_rows && rate >= max_rate / 2) return schedule_poll(cfg_.busy_poll_interval);
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
@@ -402,7 +419,8 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       return schedule_poll(settle_delay_);
     }
     case Wake::armed:
-      return schedule_poll(cfg_.poll_interval);
+      // Rows went out by the fast path: read soon, so their transactions leave the cursor.
+      return schedule_poll(fast_.empty() ? cfg_.poll_interval : cfg_.busy_poll_interval);
   }
 }
 

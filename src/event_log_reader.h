@@ -22,6 +22,7 @@
 // Single-threaded: all calls and callbacks on the io_context's thread.
 #pragma once
 
+#include "commit_rate.h"
 #include "config.h"
 #include "event.h"
 #include "pg_connection.h"
@@ -139,6 +140,7 @@ class EventLogReader {
   bool note_unread_ = true;         // a wake-up came that only a read can answer
   bool read_covers_notes_ = false;  // ... and the read in flight was sent after it
   double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
+  CommitRate commit_rate_;          // transactions with membership changes per second, lately
 };
 
 }  // namespace mn

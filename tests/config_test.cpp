@@ -84,11 +84,13 @@ TEST(Config, AConfigFileSetsWhatFlagsAndEnvironmentDoNot) {
 }
 
 TEST(Config, EveryBadValueIsReportedClearly) {
-  auto p = parse({"--listen", "nope", "--wake-mode", "sometimes", "--jwt-algorithm", "none"});
+  auto p = parse({"--listen", "nope", "--wake-mode", "sometimes", "--jwt-algorithm", "none",
+                  "--adaptive-notify-max-rate", "-1"});
   ASSERT_FALSE(p.parse_failed);
   std::string all;
   for (auto& e : p.errors) all += e + "\n";
   EXPECT_NE(all.find("--listen"), std::string::npos) << all;
+  EXPECT_NE(all.find("--adaptive-notify-max-rate"), std::string::npos) << all;
   EXPECT_NE(all.find("--wake-mode"), std::string::npos) << all;
   EXPECT_NE(all.find("--jwt-algorithm"), std::string::npos) << all;
   EXPECT_TRUE(parse({"--ping-interval", "soon"}).parse_failed);

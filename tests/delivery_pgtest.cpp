@@ -201,3 +201,27 @@ TEST_P(DeliveryWithXType, AChangeTooBigForAPayloadIsNotOvertakenByASmallOneCommi
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(got[i] == want[i]) << "event " << i << " out of order";
 }
+
+// Adaptive mode: woken by every commit (each delivered from its wake-up) while commits come
+// slower than --adaptive-notify-max-rate; polling instead of being woken above it.
+class AdaptiveWakeUp : public NotifierFixture {};
+
+TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAboveIt) {
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "50"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 10; ++i) {  // 10 per second
+    std::this_thread::sleep_for(100ms);
+    sql("INSERT INTO channel_members VALUES ('slow" + std::to_string(i) + "', 'u1')");
+  }
+  EXPECT_EQ(events(*c).size(), 10u);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "membership_notifier_fast_path_rows_total"), 10) << m;
+  const double woken = metric(m, "membership_notifier_db_notifications_total");
+  // 400 commits back to back, far above 50 per second.
+  sql("DO $$ BEGIN FOR i IN 1..400 LOOP INSERT INTO channel_members VALUES ('fast' || i, 'u1'); COMMIT;"
+      " END LOOP; END $$");
+  EXPECT_EQ(events(*c, 1s).size(), 400u);
+  EXPECT_LT(metric(metrics(), "membership_notifier_db_notifications_total") - woken, 200)
+      << "polled, not woken by each commit";
+}
