@@ -158,15 +158,18 @@ BEGIN
   -- changed by cascades and COPY fire like any other.
   -- The wake-up is checked after the INSERT: by then the transaction has its id, which the
   -- sidecar's arming logic relies on (a transaction that looked before an arm is in progress
-  -- in the arm's snapshot). While a sidecar waits, the NOTIFY carries the row itself (the
-  -- fast path: the sidecar can deliver it without reading the log); a row too big for a
-  -- payload sends an empty one, which means "read the log". Written out in each body rather
-  -- than called: these run in every application write.
+  -- in the arm's snapshot). While a sidecar waits, the NOTIFY carries the row just logged,
+  -- read back by its key (the fast path: the sidecar can deliver it without reading the log);
+  -- a row too big for a payload sends an empty one, which means "read the log". Only then is
+  -- anything more than the INSERT and the sequence read done. Written out in each body
+  -- rather than called: these run in every application write.
   wake := format($w$
       IF pg_sequence_last_value('membership_notifier.waiting_listeners'::regclass) > 0
          AND pg_notification_queue_usage() < 0.5 THEN
-        payload := json_build_array(pg_current_xact_id()::text, currval(%L::regclass), op,
-                                    ch, us, xt, (extract(epoch FROM t) * 1000000)::bigint)::text;
+        SELECT json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
+                                (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text
+          INTO payload FROM membership_notifier.event_log l
+         WHERE l.xid = pg_current_xact_id() AND l.id = currval(%L::regclass);
         PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
       END IF;$w$, pg_get_serial_sequence('membership_notifier.event_log', 'id'));
   FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
@@ -174,15 +177,10 @@ BEGIN
       CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s() RETURNS trigger
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
       DECLARE
-        op "char" := %2$L;
-        ch text := %6$s.%3$I::text;
-        us text := %6$s.%4$I::text;
-        xt text := %5$s;
-        t timestamptz := clock_timestamp();
         payload text;
       BEGIN
         INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-        VALUES (op, ch, us, xt, t);
+        VALUES (%2$L, %6$s.%3$I::text, %6$s.%4$I::text, %5$s, clock_timestamp());
         %7$s
         RETURN NULL;
       END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user,
@@ -196,19 +194,13 @@ BEGIN
     CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
     DECLARE
-      op "char" := 'l';
-      ch text := OLD.%1$I::text;
-      us text := OLD.%2$I::text;
-      xt text := %3$s;
-      t timestamptz := clock_timestamp();
       payload text;
     BEGIN
       INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES (op, ch, us, xt, t);
+      VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, clock_timestamp());
       %5$s
-      op := 'j'; ch := NEW.%1$I::text; us := NEW.%2$I::text; xt := %4$s; t := clock_timestamp();
       INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES (op, ch, us, xt, t);
+      VALUES ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, clock_timestamp());
       %5$s
       RETURN NULL;
     END $b$ $f$, p_channel, p_user, xt_old, xt_new, wake);

@@ -100,6 +100,7 @@ class EventLogReader {
   bool fast_path_open() const;
   bool deliver_fast(LogRow row);
   void release_held();
+  std::chrono::milliseconds fast_read_after() const;
   void forget_fast_rows_read();
   bool settled(const PgSnapshot& seen);
   void adapt(bool got_rows, const PgSnapshot& seen);

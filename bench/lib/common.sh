@@ -93,9 +93,19 @@ make_db() {
     ours) "$SIDECAR" migrate up --database-url "$(conninfo "$db")" >"$OUT/migrate-$db.log" 2>&1 \
             || die "migrate up failed: $(tail -5 "$OUT/migrate-$db.log")" ;;
     node) psql_q "$db" -f "$BENCH/baseline/schema.sql" >/dev/null || die "cannot install the baseline trigger" ;;
+    floor) psql_q "$db" -f "$BENCH/sql/floor.sql" >/dev/null || die "cannot install the floor trigger" ;;
     none) ;;
   esac
 }
+
+# The sidecar's /metrics text (bash's /dev/tcp: nothing to install).
+fetch_metrics() {  # fetch_metrics PORT
+  exec 7<>"/dev/tcp/127.0.0.1/$1" || return 0
+  printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&7
+  timeout 5 cat <&7 || true
+  exec 7>&-
+}
+metric_value() { awk -v n="$2" '$1 == n { print $2 }' "$1" 2>/dev/null; }  # metric_value FILE NAME
 
 # ---- Servers under test ---------------------------------------------------------------------
 # Several may run at once (part B), each under a name: SRV_PID[name], SRV_PORT[name].

@@ -50,12 +50,17 @@ a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
   log "A: $label: $A_RATE changes/s for $A_SECS s"
   res=$(lg_cmd a $((A_SECS + 180)) run tag=a rate="$A_RATE" secs="$A_SECS" writers="$A_WRITERS" drain=5)
   st=$(lg_cmd a 30 stats)
+  local wakeups=""
+  if [[ $kind == ours ]]; then
+    fetch_metrics "${SRV_PORT[a]}" >"$raw/metrics.txt"
+    wakeups="; sidecar: $(metric_value "$raw/metrics.txt" membership_notifier_events_total) events, $(metric_value "$raw/metrics.txt" membership_notifier_fast_path_rows_total) from wake-up payloads, $(metric_value "$raw/metrics.txt" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$raw/metrics.txt" membership_notifier_db_reads_total) log reads"
+  fi
   lg_stop a
   stop_server a
   printf 'rss_idle_kb=%s rss_loaded_kb=%s\n%s\n%s\n%s\n' "$rss0" "$rss1" "${LG_CONNECTED[a]}" "$res" "$st" >"$raw/summary.txt"
   log "A: $label: p50 $(ms "$(kv "$res" p50_us)") ms, p99 $(ms "$(kv "$res" p99_us)") ms, lost $(lost_text "$res")"
   A_ROWS+=("| $label | $ok | $(kv "$res" rate) | $(ms "$(kv "$res" p50_us)") | $(ms "$(kv "$res" p90_us)") | $(ms "$(kv "$res" p99_us)") | $(ms "$(kv "$res" p999_us)") | $(ms "$(kv "$res" max_us)") | $(kv "$res" delivered) / $(lost_text "$res") | $(mib "$rss0") → $(mib "$rss1") MiB ($(awk -v a="$rss0" -v b="$rss1" -v n="$ok" 'BEGIN { printf "%.1f", (b - a) / n }') KiB/socket) | $(kv "$res" cpu_server) / $(kv "$res" cpu_pg) / $(kv "$res" cpu_loadgen) |")
-  A_NOTES+=("$label: loadgen receiver thread $(kv "$res" cpu_rx)% CPU, longest loop stall $(ms "$(kv "$res" rx_max_stall_us)") ms, RSS $(mib "$(kv "$st" loadgen_rss_kb)") MiB; commit p50/p99 $(ms "$(kv "$res" commit_p50_us)")/$(ms "$(kv "$res" commit_p99_us)") ms; connect $(kv "${LG_CONNECTED[a]}" secs) s; disconnects $(kv "$res" disconnects); deliveries over 20 ms by second of the run: $(slow_seconds "$raw/a.deliveries.csv").")
+  A_NOTES+=("$label: loadgen receiver thread $(kv "$res" cpu_rx)% CPU, longest loop stall $(ms "$(kv "$res" rx_max_stall_us)") ms, RSS $(mib "$(kv "$st" loadgen_rss_kb)") MiB; commit p50/p99 $(ms "$(kv "$res" commit_p50_us)")/$(ms "$(kv "$res" commit_p99_us)") ms; connect $(kv "${LG_CONNECTED[a]}" secs) s; disconnects $(kv "$res" disconnects); deliveries over 20 ms by second of the run: $(slow_seconds "$raw/a.deliveries.csv")$wakeups.")
 }
 
 part_a() {
@@ -88,7 +93,7 @@ part_a() {
 B_CONFIGS=()
 declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_CHECK=()
 
-b_setup() {  # b_setup NAME LABEL KIND(none|ours|node) MODE
+b_setup() {  # b_setup NAME LABEL KIND(none|floor|ours|node) MODE
   local name=$1 kind=$3 db=b_$1 raw=$OUT/b/$1
   B_CONFIGS+=("$name")
   B_LABEL[$name]=$2
@@ -102,7 +107,7 @@ b_setup() {  # b_setup NAME LABEL KIND(none|ours|node) MODE
     node)
       start_node "$name" "$db" "$raw/server.log"
       lg_start "$name" "${SRV_PORT[$name]}" sio "$B_SOCKETS" "$B_USERS" "$db" "$raw" "${SRV_PID[$name]}" ;;
-    none)
+    none | floor)
       lg_start "$name" 0 ws 0 "$B_USERS" "$db" "$raw" 0 ;;
   esac
   log "B: $2: ${LG_CONNECTED[$name]}"
@@ -119,6 +124,7 @@ part_b() {
   local m name r c k order last=${CLIENT_LIST[-1]} pgb
   foreign_start
   b_setup none "none" none ""
+  b_setup floor "a bare row trigger writing the same log; nothing else (the floor)" floor ""
   for m in "${MODE_LIST[@]}"; do
     case $m in
       notify) b_setup notify "event log + NOTIFY on every commit (notify)" ours notify ;;
@@ -130,7 +136,7 @@ part_b() {
   b_setup node "one NOTIFY per row, no log (Node baseline)" node ""
 
   for name in "${B_CONFIGS[@]}"; do
-    [[ ${B_KIND[$name]} == none ]] && continue
+    [[ ${B_KIND[$name]} == none || ${B_KIND[$name]} == floor ]] && continue
     log "B: ${B_LABEL[$name]}: latency at ${B_PROBE_RATE} changes/s"
     B_LOW[$name]=$(lg_cmd "$name" $((B_LOW_SECS + 120)) run tag=low rate="$B_PROBE_RATE" secs="$B_LOW_SECS" writers=2 drain=5)
   done
@@ -149,7 +155,7 @@ part_b() {
 
   # The highest rate: probes ride along with the largest pgbench point, one configuration at a time.
   for name in "${B_CONFIGS[@]}"; do
-    [[ ${B_KIND[$name]} == none ]] && continue
+    [[ ${B_KIND[$name]} == none || ${B_KIND[$name]} == floor ]] && continue
     log "B: ${B_LABEL[$name]}: latency during pgbench with $last writers"
     psql_q "b_$name" -c CHECKPOINT
     pgbench -n -M prepared -c "$last" -j 2 -T "$B_HI_SECS" -f "$BENCH/sql/insert.pgbench" \
@@ -162,6 +168,7 @@ part_b() {
     B_CHECK[$name]=$(lg_cmd "$name" 120 check wait=5)
   done
   for name in "${B_CONFIGS[@]}"; do
+    [[ ${B_KIND[$name]} == ours ]] && fetch_metrics "${SRV_PORT[$name]}" >"$OUT/b/$name/metrics.txt"
     lg_stop "$name"
     stop_server "$name"
     printf '%s\n%s\n%s\n%s\n' "${LG_CONNECTED[$name]}" "${B_LOW[$name]:-}" "${B_HI[$name]:-}" "${B_CHECK[$name]:-}" >"$OUT/b/$name/summary.txt"
@@ -194,6 +201,10 @@ b_report() {
       done
       if [[ ${B_KIND[$name]} == none ]]; then
         echo "| ${B_LABEL[$name]} | ${cells}1.00× | – | – | – | – |"
+        continue
+      fi
+      if [[ ${B_KIND[$name]} == floor ]]; then
+        echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | – | – | – | – |"
         continue
       fi
       low=${B_LOW[$name]} hi=${B_HI[$name]} chk=${B_CHECK[$name]}
