@@ -408,6 +408,29 @@ TEST_F(WakeUp, WhileASidecarWaitsEachChangedRowWakesItCarryingThatRowAsLogged) {
   }
 }
 
+// The flag lives in cached plans of the application's sessions; a session that wrote before
+// an arm must notify in its next transaction, and stop after a disarm.
+TEST_F(WakeUp, ALongLivedSessionFollowsASidecarArmingAndDisarmingBetweenItsTransactions) {
+  pqxx::connection app{conninfo()}, lc{conninfo()};
+  Listener listener{lc};
+  auto write = [&app](const std::string& channel) {
+    pqxx::work tx{app};
+    tx.exec("INSERT INTO channel_members (channel_id, user_id) VALUES ('" + channel + "', 'u1')");
+    tx.commit();
+  };
+  write("c1");
+  EXPECT_EQ(listener.drain(lc), 0);
+  EXPECT_EQ(one(lc, "SELECT membership_notifier.set_waiting(true)"), "1");
+  write("c2");
+  EXPECT_EQ(listener.drain(lc), 1);
+  EXPECT_EQ(one(lc, "SELECT membership_notifier.set_waiting(false)"), "0");
+  write("c3");
+  EXPECT_EQ(listener.drain(lc), 1);
+  EXPECT_EQ(one(lc, "SELECT membership_notifier.set_waiting(true)"), "1");
+  write("c4");
+  EXPECT_EQ(listener.drain(lc), 2);
+}
+
 TEST_F(WakeUp, ARowTooBigForAPayloadWakesTheSidecarEmpty) {
   sql("ALTER TABLE channel_members ADD COLUMN kind text");
   ASSERT_EQ(migrate("up", {"--xtype-column", "kind"}), 0);
@@ -441,7 +464,8 @@ TEST_F(WakeUp, AStatementThatChangesNoRowWakesNobody) {
 
 TEST_F(WakeUp, ASidecarThatDiedWhileWaitingIsForgottenWhenAnotherOneArms) {
   sql("INSERT INTO membership_notifier.listener VALUES (2147483000, true);"
-      " SELECT setval('membership_notifier.waiting_listeners', 1)");
+      " CREATE OR REPLACE FUNCTION membership_notifier.waiting() RETURNS boolean LANGUAGE sql IMMUTABLE"
+      " AS 'SELECT true'");
   pqxx::connection lc{conninfo()}, other{conninfo()};
   Listener listener{lc};
   EXPECT_EQ(one(lc, "SELECT membership_notifier.set_waiting(true)"), "1") << "the dead one is not counted";
@@ -476,7 +500,8 @@ TEST_F(NoNewFailureMode, WritesWorkWithNoSidecarConnectedAndWithAStaleListenerRo
   // A sidecar that died while waiting leaves its row and its count behind: the triggers then
   // notify, and the NOTIFY reaches no one.
   sql("INSERT INTO membership_notifier.listener VALUES (2147483000, true);"
-      " SELECT setval('membership_notifier.waiting_listeners', 1)");
+      " CREATE OR REPLACE FUNCTION membership_notifier.waiting() RETURNS boolean LANGUAGE sql IMMUTABLE"
+      " AS 'SELECT true'");
   sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2')");
   sql("DELETE FROM channel_members WHERE user_id = 'u1'");
   EXPECT_EQ(log(), (std::vector<std::string>{"j c1 u1", "j c1 u2", "l c1 u1"}));
