@@ -118,6 +118,21 @@ BEGIN
   RETURN n;
 END $$;
 
+-- Logs one change and wakes the waiting sidecars with it (the triggers' path while one
+-- waits; the usual path, the bare INSERT, is written out in the triggers themselves).
+CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  payload text;
+BEGIN
+  INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
+  VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp())
+  RETURNING json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
+                             (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text INTO payload;
+  PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
+END $$;
+REVOKE ALL ON FUNCTION membership_notifier.notify_row("char", text, text, text) FROM PUBLIC;
+
 -- schema.table, quoted where needed, whatever the search_path.
 CREATE OR REPLACE FUNCTION membership_notifier.qualified(t regclass) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -154,7 +169,6 @@ DECLARE
   xt_new text;
   xt_old text;
   body text;
-  wake text;
 BEGIN
   xt_new := membership_notifier.xtype_expr('NEW', p_channel, p_xtype, p_channels, p_key);
   xt_old := membership_notifier.xtype_expr('OLD', p_channel, p_xtype, p_channels, p_key);
@@ -163,35 +177,27 @@ BEGIN
   -- less than a statement trigger with a transition table (bench/: about 5% of the
   -- application's throughput). Rows skipped by ON CONFLICT DO NOTHING fire nothing; rows
   -- changed by cascades and COPY fire like any other.
-  -- The wake-up is checked after the INSERT: by then the transaction has its id, which the
-  -- sidecar's arming logic relies on (a transaction that looked before an arm is in progress
-  -- in the arm's snapshot). While a sidecar waits, the NOTIFY carries the row just logged,
-  -- read back by its key (the fast path: the sidecar can deliver it without reading the log);
-  -- a row too big for a payload sends an empty one, which means "read the log". Only then is
-  -- anything more than the INSERT done. Written out in each body
-  -- rather than called: these run in every application write.
-  wake := format($w$
-      IF membership_notifier.waiting() AND pg_notification_queue_usage() < 0.5 THEN
-        SELECT json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
-                                (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text
-          INTO payload FROM membership_notifier.event_log l
-         WHERE l.xid = pg_current_xact_id() AND l.id = currval(%L::regclass);
-        PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
-      END IF;$w$, pg_get_serial_sequence('membership_notifier.event_log', 'id'));
+  -- While a sidecar waits, the NOTIFY carries the row as logged (RETURNING: its id and time;
+  -- the fast path: the sidecar can deliver it without reading the log); a row too big for a
+  -- payload sends an empty one, which means "read the log". Otherwise the trigger is the
+  -- INSERT alone. The check may come first: an AFTER trigger runs once the row is written, so
+  -- the transaction already has its id (the sidecar's settling after an arm relies on that).
+  -- Written out in each body rather than called: these run in every application write.
   FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
     EXECUTE format($f$
       CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s() RETURNS trigger
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
-      DECLARE
-        payload text;
       BEGIN
-        INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-        VALUES (%2$L, %6$s.%3$I::text, %6$s.%4$I::text, %5$s, clock_timestamp());
-        %7$s
+        IF membership_notifier.waiting() AND pg_notification_queue_usage() < 0.5 THEN
+          PERFORM membership_notifier.notify_row(%2$L, %6$s.%3$I::text, %6$s.%4$I::text, %5$s);
+        ELSE
+          INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+          VALUES (%2$L, %6$s.%3$I::text, %6$s.%4$I::text, %5$s, clock_timestamp());
+        END IF;
         RETURN NULL;
       END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user,
       CASE body WHEN 'insert' THEN xt_new ELSE xt_old END,
-      CASE body WHEN 'insert' THEN 'NEW' ELSE 'OLD' END, wake);
+      CASE body WHEN 'insert' THEN 'NEW' ELSE 'OLD' END);
   END LOOP;
 
   -- UPDATE: the WHEN clause on the trigger keeps it from firing for updates that leave the
@@ -199,17 +205,18 @@ BEGIN
   EXECUTE format($f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $b$
-    DECLARE
-      payload text;
     BEGIN
-      INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, clock_timestamp());
-      %5$s
-      INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-      VALUES ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, clock_timestamp());
-      %5$s
+      IF membership_notifier.waiting() AND pg_notification_queue_usage() < 0.5 THEN
+        PERFORM membership_notifier.notify_row('l', OLD.%1$I::text, OLD.%2$I::text, %3$s);
+        PERFORM membership_notifier.notify_row('j', NEW.%1$I::text, NEW.%2$I::text, %4$s);
+      ELSE
+        INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+        VALUES ('l', OLD.%1$I::text, OLD.%2$I::text, %3$s, clock_timestamp());
+        INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+        VALUES ('j', NEW.%1$I::text, NEW.%2$I::text, %4$s, clock_timestamp());
+      END IF;
       RETURN NULL;
-    END $b$ $f$, p_channel, p_user, xt_old, xt_new, wake);
+    END $b$ $f$, p_channel, p_user, xt_old, xt_new);
 
   EXECUTE $f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_truncate() RETURNS trigger

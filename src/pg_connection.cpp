@@ -64,9 +64,9 @@ void PgConnection::arm_deadline(std::chrono::milliseconds d) {
   });
 }
 
-void PgConnection::watch_socket() {
+void PgConnection::watch_socket(bool always) {
   int fd = PQsocket(conn_);
-  if (fd == bound_fd_) return;
+  if (fd == bound_fd_ && !always) return;
   // libpq owns the fd (and may switch to another one while trying several hosts): the
   // descriptor only borrows it, and gives it back with release(), never close().
   if (bound_fd_ >= 0) {
@@ -83,7 +83,10 @@ void PgConnection::watch_socket() {
 void PgConnection::poll_connect() {
   if (state_ != State::connecting) return;
   auto status = PQconnectPoll(conn_);
-  watch_socket();
+  // While connecting, libpq may close its socket and open another (next host, or a host
+  // refused for target_session_attrs), which can get the same fd number: the old one's
+  // epoll registration is gone with it, so register whatever is there after every step.
+  watch_socket(true);
   switch (status) {
     case PGRES_POLLING_READING:
       sock_.async_wait(asio::posix::descriptor_base::wait_read,

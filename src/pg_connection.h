@@ -102,7 +102,7 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
   };
 
   void poll_connect();
-  void watch_socket();  // (re)binds the descriptor to PQsocket after it changes
+  void watch_socket(bool always = false);  // (re)binds the descriptor to PQsocket after it changes
   void wait_readable();
   void wait_writable();
   void on_readable();

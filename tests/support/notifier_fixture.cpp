@@ -36,7 +36,9 @@ void NotifierFixture::TearDown() {
 
 Sidecar& NotifierFixture::start_sidecar(const std::vector<std::string>& extra, Sidecar* which) {
   Sidecar& s = which ? *which : sidecar_;
-  std::vector<std::string> args = {"serve", "--database-url", conninfo(), "--jwt-secret-file", secret_file_};
+  std::vector<std::string> args = {"serve", "--database-url",
+                                   database_url_override_.empty() ? conninfo() : database_url_override_,
+                                   "--jwt-secret-file", secret_file_};
   auto given = [&extra](const char* flag) { return std::find(extra.begin(), extra.end(), flag) != extra.end(); };
   if (!given("--listen")) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   if (!given("--max-connections")) args.insert(args.end(), {"--max-connections", "2000"});

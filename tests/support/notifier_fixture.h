@@ -72,6 +72,9 @@ class NotifierFixture : public ::testing::Test {
   std::string table_ddl_ = "CREATE TABLE public.channel_members (channel_id text NOT NULL, "
                            "user_id text NOT NULL, PRIMARY KEY (channel_id, user_id))";
   std::vector<std::string> migrate_args_;
+  // When set, start_sidecar() serves this database URL instead of the test's database.
+  std::string database_url_override_;
+  const std::string& secret_file() const { return secret_file_; }
   // Appended to every start_sidecar() (e.g. the wake mode a parameterised test runs in).
   std::vector<std::string> sidecar_defaults_;
 

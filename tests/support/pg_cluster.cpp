@@ -145,7 +145,7 @@ PgCluster::~PgCluster() {
   }
 }
 
-void PgCluster::start() {
+void PgCluster::make_dir() {
   if (!dir_.empty()) throw std::logic_error("PgCluster::start called twice; use start_again");
   const RunAs run_as = unprivileged_user();
   // Short on purpose: the socket path "<dir>/.s.PGSQL.<port>" must fit in sun_path.
@@ -155,6 +155,26 @@ void PgCluster::start() {
   if (run_as.drop && chown(dir_.c_str(), run_as.uid, run_as.gid) != 0) {
     throw std::runtime_error("chown " + dir_ + ": " + strerror(errno));
   }
+}
+
+void PgCluster::start_standby_of(const PgCluster& primary) {
+  make_dir();
+  const std::string log = dir_ + "/basebackup.log";
+  const pid_t pid = spawn({bin_dir() + "/pg_basebackup", "-D", data_dir(), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
+                           "-h", primary.dir(), "-p", std::to_string(primary.port()), "-U", "postgres"},
+                          log, dir_, unprivileged_user(), SIGKILL);
+  const int status = wait_for(pid, 120s);
+  if (status == -1 && ::kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("pg_basebackup failed in " + dir_ + ":\n" + read_file(log));
+  }
+  launch();
+  wait_accepting();
+}
+
+void PgCluster::start() {
+  make_dir();
+  const RunAs run_as = unprivileged_user();
   const std::string initdb_log = dir_ + "/initdb.log";
   const pid_t pid = spawn({bin_dir() + "/initdb", "-D", data_dir(), "-A", "trust", "-U", "postgres",
                            "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"},

@@ -36,6 +36,9 @@ class PgCluster {
   // initdb into a fresh directory, then start the server and wait until it accepts
   // connections. Throws std::runtime_error with the tail of the log on failure.
   void start();
+  // A hot standby of `primary` (running): pg_basebackup -R into a fresh directory, then start
+  // and wait until it accepts connections.
+  void start_standby_of(const PgCluster& primary);
 
   void stop();               // fast shutdown (SIGINT): clients are disconnected, clean
   void kill_immediate();     // immediate shutdown (SIGQUIT): like a crash, recovery on start
@@ -67,6 +70,7 @@ class PgCluster {
 
  private:
   void launch();
+  void make_dir();
   void wait_accepting();
   void signal_and_wait(int sig);
 

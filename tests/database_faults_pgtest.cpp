@@ -1,0 +1,131 @@
+// The database under the sidecar failing: a standby is refused; a multi-host URL with
+// target_session_attrs=read-write reaches the primary whatever the order; after a failover to
+// the promoted standby, connected clients keep receiving and resuming clients lose nothing; a
+// connection that goes silent (half-open) is noticed within seconds and nothing is lost.
+// These tests run their own clusters, not the shared one: they kill them.
+#include "support/notifier_fixture.h"
+#include "support/tcp_proxy.h"
+
+#include <thread>
+
+using namespace mn::test;
+using namespace std::chrono_literals;
+using Events = std::vector<std::string>;
+
+namespace {
+
+Events take(WsClient& c, std::string* last_offset = nullptr, std::chrono::milliseconds quiet = 500ms) {
+  Events out;
+  while (auto j = c.next_json(quiet)) {
+    if (last_offset && j->contains("offset")) *last_offset = (*j)["offset"];
+    out.push_back(NotifierFixture::describe(*j));
+  }
+  return out;
+}
+
+}  // namespace
+
+class Failover : public NotifierFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    primary_.start();
+    primary_.exec("CREATE DATABASE app");
+    primary_.exec(table_ddl_, "app");
+    std::string out;
+    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", primary_.conninfo("app")}, &out), 0) << out;
+    standby_.start_standby_of(primary_);
+  }
+
+  static std::string url(const PgCluster& first, const PgCluster& second) {
+    return "host=" + first.dir() + "," + second.dir() + " port=" + std::to_string(first.port()) + "," +
+           std::to_string(second.port()) + " user=postgres dbname=app target_session_attrs=read-write";
+  }
+
+  // Until the standby has replayed everything the primary has written.
+  void wait_standby_caught_up() {
+    const std::string lsn = primary_.query("SELECT pg_current_wal_lsn()::text")[0][0].as<std::string>();
+    for (int i = 0; i < 500; ++i) {
+      if (standby_.query("SELECT pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn")[0][0].as<bool>()) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << "the standby did not catch up";
+  }
+
+  PgCluster primary_;
+  PgCluster standby_;
+};
+
+TEST_F(Failover, AStandbyAloneIsRefusedAndAMultiHostUrlReachesThePrimaryWhateverTheOrder) {
+  Sidecar lone;
+  lone.start({"serve", "--database-url", standby_.conninfo("app"), "--jwt-secret-file", secret_file(),
+              "--listen", "127.0.0.1:0", "--reconnect-max", "200ms"});
+  lone.port();
+  EXPECT_TRUE(lone.wait_for_log("server is a standby (in recovery)")) << lone.log();
+  EXPECT_FALSE(lone.wait_ready(1s)) << "a standby cannot wake it: never ready";
+
+  database_url_override_ = url(standby_, primary_);
+  start_sidecar();
+  auto c = connect("u1");
+  primary_.exec("INSERT INTO channel_members VALUES ('c1', 'u1')", "app");
+  EXPECT_EQ(take(*c), (Events{"joined c1 u1"}));
+}
+
+TEST_F(Failover, AfterFailoverToThePromotedStandbyConnectedAndResumingClientsLoseNothing) {
+  database_url_override_ = url(primary_, standby_);
+  start_sidecar({"--reconnect-max", "200ms", "--db-timeout", "2s"});
+  auto live = connect("u1");
+  auto away = connect("u1");
+  primary_.exec("INSERT INTO channel_members VALUES ('c1', 'u1')", "app");
+  std::string offset;
+  EXPECT_EQ(take(*away, &offset), (Events{"joined c1 u1"}));
+  EXPECT_EQ(take(*live), (Events{"joined c1 u1"}));
+  away->close();
+  primary_.exec("INSERT INTO channel_members VALUES ('c2', 'u1')", "app");
+  EXPECT_EQ(take(*live), (Events{"joined c2 u1"}));
+
+  wait_standby_caught_up();
+  const std::size_t before = sidecar().log().size();
+  primary_.kill_immediate();
+  standby_.exec("SELECT pg_promote()");
+  ASSERT_TRUE(sidecar().wait_for_log("caught up at snapshot", 20s, before)) << sidecar().log();
+  standby_.exec("INSERT INTO channel_members VALUES ('c3', 'u1')", "app");
+  EXPECT_EQ(take(*live, nullptr, 1s), (Events{"joined c3 u1"})) << "the connected client stays and follows";
+
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true) << session.dump();
+  EXPECT_EQ(take(*again), (Events{"joined c2 u1", "joined c3 u1"})) << "what it missed, from the promoted standby's log";
+}
+
+class HalfOpenConnection : public NotifierFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    db_.start();
+    db_.exec("CREATE DATABASE app");
+    db_.exec(table_ddl_, "app");
+    std::string out;
+    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", db_.conninfo("app")}, &out), 0) << out;
+  }
+  PgCluster db_{PgCluster::Options{true, false, {}}};
+};
+
+TEST_F(HalfOpenConnection, ASilentDatabaseConnectionIsNoticedWithinSecondsAndNothingIsLost) {
+  TcpProxy proxy(db_.tcp_port());
+  database_url_override_ = "host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=postgres dbname=app";
+  start_sidecar({"--poll-interval", "300ms", "--db-timeout", "1s", "--reconnect-max", "200ms"});
+  auto c = connect("u1");
+  db_.exec("INSERT INTO channel_members VALUES ('c1', 'u1')", "app");
+  EXPECT_EQ(take(*c), (Events{"joined c1 u1"}));
+
+  const std::size_t before = sidecar().log().size();
+  const auto t0 = std::chrono::steady_clock::now();
+  proxy.freeze();  // every connection through it goes silent, no FIN, no RST
+  db_.exec("INSERT INTO channel_members VALUES ('c2', 'u1')", "app");
+  proxy.thaw();    // a new connection gets through
+  ASSERT_TRUE(sidecar().wait_for_log("caught up at snapshot", 15s, before)) << sidecar().log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "noticed within the poll interval and the query deadline";
+  EXPECT_NE(sidecar().log().find("reconnecting", before), std::string::npos);
+  EXPECT_EQ(take(*c, nullptr, 1s), (Events{"joined c2 u1"})) << "the change made meanwhile arrives";
+}
