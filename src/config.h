@@ -67,7 +67,7 @@ struct Config {
   std::string wake_mode_name = "adaptive";
   WakeMode wake_mode = WakeMode::adaptive;
   std::chrono::milliseconds poll_interval{1000};
-  std::chrono::milliseconds busy_poll_interval{2};
+  std::chrono::milliseconds busy_poll_interval{5};
   // Adaptive mode: every commit wakes the sidecar while commits with membership changes come
   // slower than this (per second); above it, the sidecar polls at busy_poll_interval instead.
   double adaptive_notify_max_rate = 2000;
