@@ -128,7 +128,7 @@ part_b() {
   for m in "${MODE_LIST[@]}"; do
     case $m in
       notify) b_setup notify "event log + NOTIFY on every commit (notify)" ours notify ;;
-      adaptive) b_setup adaptive "event log + NOTIFY only while idle (adaptive)" ours adaptive ;;
+      adaptive) b_setup adaptive "event log + NOTIFY while commits come slowly (adaptive)" ours adaptive ;;
       poll) b_setup poll "event log, no NOTIFY (poll)" ours poll ;;
       *) b_setup "$m" "event log, $m" ours "$m" ;;
     esac
