@@ -15,25 +15,29 @@ using Events = std::vector<std::string>;
 namespace {
 
 Events take(WsClient& c, std::string* last_offset = nullptr, std::chrono::milliseconds quiet = 500ms) {
-  Events out;
-  while (auto j = c.next_json(quiet)) {
-    if (last_offset && j->contains("offset")) *last_offset = (*j)["offset"];
-    out.push_back(NotifierFixture::describe(*j));
-  }
-  return out;
+  return NotifierFixture::events(c, quiet, last_offset);
 }
 
 }  // namespace
 
-class Failover : public NotifierFixture {
+// Each test's own cluster, with the application's table in database "app", migrated.
+class OwnClusterFixture : public NotifierFixture {
+ protected:
+  void install_app(PgCluster& db) {
+    db.start();
+    db.exec("CREATE DATABASE app");
+    db.exec(table_ddl_, "app");
+    std::string out;
+    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", db.conninfo("app")}, &out), 0) << out;
+  }
+};
+
+class Failover : public OwnClusterFixture {
  protected:
   void SetUp() override {
     NotifierFixture::SetUp();
-    primary_.start();
-    primary_.exec("CREATE DATABASE app");
-    primary_.exec(table_ddl_, "app");
-    std::string out;
-    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", primary_.conninfo("app")}, &out), 0) << out;
+    install_app(primary_);
+    if (HasFatalFailure()) return;
     standby_.start_standby_of(primary_);
   }
 
@@ -98,15 +102,11 @@ TEST_F(Failover, AfterFailoverToThePromotedStandbyConnectedAndResumingClientsLos
   EXPECT_EQ(take(*again), (Events{"joined c2 u1", "joined c3 u1"})) << "what it missed, from the promoted standby's log";
 }
 
-class HalfOpenConnection : public NotifierFixture {
+class HalfOpenConnection : public OwnClusterFixture {
  protected:
   void SetUp() override {
     NotifierFixture::SetUp();
-    db_.start();
-    db_.exec("CREATE DATABASE app");
-    db_.exec(table_ddl_, "app");
-    std::string out;
-    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", db_.conninfo("app")}, &out), 0) << out;
+    install_app(db_);
   }
   PgCluster db_{PgCluster::Options{true, false, {}}};
 };

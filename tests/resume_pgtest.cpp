@@ -17,12 +17,7 @@ namespace {
 
 // Every event frame until `quiet`, keeping the last offset seen.
 Events take(WsClient& c, std::string& last_offset, std::chrono::milliseconds quiet = 500ms) {
-  Events out;
-  while (auto j = c.next_json(quiet)) {
-    if (j->contains("offset")) last_offset = (*j)["offset"];
-    out.push_back(NotifierFixture::describe(*j));
-  }
-  return out;
+  return NotifierFixture::events(c, quiet, &last_offset);
 }
 
 }  // namespace

@@ -87,9 +87,13 @@ uint16_t NotifierFixture::free_port() {
   return a.local_endpoint().port();
 }
 
-std::vector<std::string> NotifierFixture::events(WsClient& c, std::chrono::milliseconds quiet) {
+std::vector<std::string> NotifierFixture::events(WsClient& c, std::chrono::milliseconds quiet,
+                                                 std::string* last_offset) {
   std::vector<std::string> out;
-  while (auto j = c.next_json(quiet)) out.push_back(describe(*j));
+  while (auto j = c.next_json(quiet)) {
+    if (last_offset && j->contains("offset")) *last_offset = (*j)["offset"];
+    out.push_back(describe(*j));
+  }
   return out;
 }
 

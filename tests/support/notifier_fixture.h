@@ -25,6 +25,10 @@ class NotifierFixture : public ::testing::Test {
  public:
   // "joined c1 u1" / "left c1 u1" for an event frame; the JSON text for anything else.
   static std::string describe(const nlohmann::json& frame);
+  // describe() of each frame until `quiet` passes with nothing; the last offset seen goes to
+  // *last_offset when given.
+  static std::vector<std::string> events(WsClient& c, std::chrono::milliseconds quiet = std::chrono::milliseconds(400),
+                                         std::string* last_offset = nullptr);
   // A port that was free a moment ago, for a sidecar that must come back on the same one.
   static uint16_t free_port();
 
@@ -50,8 +54,6 @@ class NotifierFixture : public ::testing::Test {
 
   // The next event frame (skipping nothing), or a null json on timeout.
   static nlohmann::json next_event(WsClient& c, std::chrono::milliseconds timeout = std::chrono::seconds(5));
-  // "joined c1 u1" / "left c1 u1" for each event frame until `quiet` passes with nothing.
-  static std::vector<std::string> events(WsClient& c, std::chrono::milliseconds quiet = std::chrono::milliseconds(400));
 
   // The sidecar's /metrics text, and one value in it (-1 when absent).
   std::string metrics(uint16_t p = 0);
