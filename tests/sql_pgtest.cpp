@@ -518,6 +518,68 @@ TEST_F(NoNewFailureMode, ChangingDateStyleInsideATransactionDoesNotMakeTheNextWr
             "2");
 }
 
+// The triggers run as their owner but, to cost less, without a pinned search_path (up.sql): a
+// writer that puts a schema of its own first must not get any of its look-alikes run by them.
+// Each look-alike fails loudly if called or used; the writes must succeed and log what they did.
+TEST_F(NoNewFailureMode, AWriterWhoseSearchPathComesFirstGetsNoneOfItsLookAlikesUsedByTheTriggers) {
+  sql("CREATE TABLE channels (id text PRIMARY KEY, type text); INSERT INTO channels VALUES ('c1', 'dm')");
+  ASSERT_EQ(migrate("up", {"--channels-table", "channels", "--xtype-column", "type"}), 0);
+  sql(R"(CREATE SCHEMA evil;
+    CREATE FUNCTION evil.hijacked() RETURNS boolean LANGUAGE plpgsql AS
+      $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;
+    CREATE FUNCTION evil.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS
+      'SELECT CASE WHEN evil.hijacked() THEN now() END';
+    CREATE FUNCTION evil.pg_notification_queue_usage() RETURNS float8 LANGUAGE sql AS
+      'SELECT CASE WHEN evil.hijacked() THEN 0::float8 END';
+    CREATE FUNCTION evil.pg_notify(text, text) RETURNS void LANGUAGE sql AS 'SELECT evil.hijacked(); SELECT';
+    CREATE FUNCTION evil.current_setting(text, boolean) RETURNS text LANGUAGE sql AS
+      'SELECT CASE WHEN evil.hijacked() THEN $1 END';
+    CREATE FUNCTION evil.eq(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT evil.hijacked()';
+    CREATE FUNCTION evil.lt(float8, numeric) RETURNS boolean LANGUAGE sql AS 'SELECT evil.hijacked()';
+    CREATE FUNCTION evil.arrow(jsonb, text) RETURNS text LANGUAGE sql AS
+      'SELECT CASE WHEN evil.hijacked() THEN $2 END';
+    CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq);
+    CREATE OPERATOR evil.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq);
+    CREATE OPERATOR evil.< (LEFTARG = float8, RIGHTARG = numeric, FUNCTION = evil.lt);
+    CREATE OPERATOR evil.->> (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = evil.arrow);
+    CREATE DOMAIN evil.text AS integer;
+    CREATE DOMAIN evil.jsonb AS integer)");
+  pqxx::connection lc{conninfo()};
+  Listener listener{lc};
+  const std::string writer = conninfo() + " options='-csearch_path=evil,pg_catalog,public'";
+  auto write = [&writer](const std::string& statements) {
+    pqxx::connection c{writer};
+    pqxx::nontransaction tx{c};
+    tx.exec(statements);
+  };
+  ASSERT_THROW(write("SELECT evil.clock_timestamp()"), pqxx::sql_error) << "the look-alikes do fail";
+  // Both paths of the triggers: the bare INSERT (no sidecar waits), then NOTIFY with the row.
+  // c9 is not in the channels table: its xType comes from the channels deleted in this
+  // transaction, set here by hand.
+  for (const char* waiting : {"false", "true"}) {
+    EXPECT_EQ(one(lc, std::string("SELECT membership_notifier.set_waiting(") + waiting + ") > 0"),
+              std::string(waiting).substr(0, 1));
+    EXPECT_NO_THROW(write("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');"
+                          " UPDATE channel_members SET user_id = 'u2';"
+                          " BEGIN; SET LOCAL membership_notifier.gone_channels = '{\"c9\": \"x\"}';"
+                          " INSERT INTO channel_members (channel_id, user_id) VALUES ('c9', 'u9'); COMMIT;"
+                          " DELETE FROM channel_members; TRUNCATE channel_members"));
+  }
+  const std::vector<std::string> once = {"j c1 u1 dm", "l c1 u1 dm", "j c1 u2 dm", "j c9 u9 x",
+                                         "l c1 u2 dm", "l c9 u9 -", "t -"};
+  std::vector<std::string> twice = once;
+  twice.insert(twice.end(), once.begin(), once.end());
+  EXPECT_EQ(log(true), twice);
+  EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log"
+                " WHERE abs(extract(epoch FROM occurred_at - clock_timestamp())) < 60"),
+            "14");
+  EXPECT_EQ(listener.drain(lc), 7) << "the second round, one NOTIFY per row";
+  // With no xType mapped, the triggers write a typed NULL of their own.
+  ASSERT_EQ(migrate("up", {"--channels-table", "", "--xtype-column", ""}), 0);
+  EXPECT_NO_THROW(write("INSERT INTO channel_members (channel_id, user_id) VALUES ('c2', 'u3')"));
+  EXPECT_EQ(log(true).back(), "j c2 u3 -");
+}
+
 TEST_F(Mapping, AChannelsKeyThatIsNotUniqueDoesNotMakeWritesFail) {
   sql("CREATE TABLE channels (id text, type text);"
       " INSERT INTO channels VALUES ('c1', 'dm'), ('c1', 'group');"
@@ -636,6 +698,18 @@ TEST_F(Migration, UpTwiceChangesNothingNotEvenTheTriggers) {
   EXPECT_EQ(fingerprint(true), before);
   ASSERT_EQ(migrate("up", {"--table", "public.channel_members", "--channel-column", "channel_id"}), 0);
   EXPECT_EQ(fingerprint(true), before) << "the same mapping spelt out is the same mapping";
+}
+
+// The log had a CHECK on op until it showed up as a fifth of the triggers' cost (up.sql).
+TEST_F(Migration, UpDropsTheCheckOnTheLogThatEarlierVersionsCreated) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  ASSERT_EQ(migrate("up"), 0);
+  const std::string constraints = "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint"
+                                  " WHERE conrelid = 'membership_notifier.event_log'::regclass";
+  EXPECT_EQ(one(constraints), "event_log_pkey");
+  sql("ALTER TABLE membership_notifier.event_log ADD CONSTRAINT event_log_op_check CHECK (op IN ('j', 'l', 't'))");
+  ASSERT_EQ(migrate("up"), 0);
+  EXPECT_EQ(one(constraints), "event_log_pkey");
 }
 
 // Roles hardened against CVE-2018-1058 often have a search_path without public.
