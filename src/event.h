@@ -2,6 +2,7 @@
 // Pure mapping, no I/O: unit-tested and fuzzed on its own.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,6 +57,18 @@ std::optional<LogRow> parse_wake_payload(std::string_view payload);
 // of the log does: a transaction's rows become visible together). The replay SQL in
 // history.cpp computes the same in the database.
 void make_times_distinct(std::vector<LogRow>& rows);
+
+// How many transactions `rows` hold, leaving out those `skip` says (the adaptive wake-up's
+// commit count). Rows of concurrent transactions interleave in id order; each counts once.
+template <typename Skip>
+size_t count_transactions(const std::vector<LogRow>& rows, Skip skip) {
+  std::vector<uint64_t> xids;
+  xids.reserve(rows.size());
+  for (const auto& row : rows)
+    if (!skip(row.xid)) xids.push_back(row.xid);
+  std::sort(xids.begin(), xids.end());
+  return static_cast<size_t>(std::unique(xids.begin(), xids.end()) - xids.begin());
+}
 
 // The same rule one row at a time, for rows that arrive one by one (the fast path), each
 // transaction's in id order.

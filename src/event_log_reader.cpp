@@ -250,8 +250,7 @@ bool EventLogReader::deliver_fast(LogRow row) {
   if (cfg_.wake_mode == WakeMode::adaptive &&
       commit_rate_.per_second(CommitRate::Clock::now()) >= cfg_.adaptive_notify_max_rate) {
     // Commits come too fast to be worth a NOTIFY each: stop being woken, poll instead.
-    set_waiting(false);
-    wake_ = Wake::draining;
+    start_polling();
   }
   // The log is still read after it, soon rather than at once (on_read schedules it when a
   // read is out).
@@ -337,14 +336,9 @@ void EventLogReader::on_read(PgResult r) {
   std::sort(batch.rows.begin(), batch.rows.end(), [](const LogRow& a, const LogRow& b) { return a.id < b.id; });
   make_times_distinct(batch.rows);
   const bool got_rows = !batch.rows.empty();
-  {
-    // Transactions new to us (those the fast path delivered were counted then).
-    uint64_t last = 0;
-    double commits = 0;
-    for (const auto& row : batch.rows)
-      if (row.xid != last && !fast_.count(row.xid)) ++commits, last = row.xid;
-    if (commits > 0) commit_rate_.add(CommitRate::Clock::now(), commits);
-  }
+  // Transactions new to us (those the fast path delivered were counted then).
+  if (auto commits = count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; }))
+    commit_rate_.add(CommitRate::Clock::now(), static_cast<double>(commits));
   if (!fast_.empty()) {
     batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
                                     [this](const LogRow& row) {
@@ -391,48 +385,56 @@ bool EventLogReader::settled(const PgSnapshot& seen) {
   });
 }
 
+bool EventLogReader::settle(const PgSnapshot& seen) {
+  if (settled(seen)) {
+    wake_ = Wake::armed;
+    return true;
+  }
+  settle_delay_ = std::min(settle_delay_ * 2, cfg_.poll_interval);
+  schedule_poll(settle_delay_);
+  return false;
+}
+
+void EventLogReader::poll_while_armed() {
+  // Rows went out by the fast path: read soon, so their transactions join the cursor.
+  schedule_poll(fast_.empty() ? cfg_.poll_interval : fast_read_after());
+}
+
 void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
   if (cfg_.wake_mode == WakeMode::poll) return schedule_poll(cfg_.poll_interval);
   if (cfg_.wake_mode == WakeMode::notify) {
     // Waiting from the first read on; settling (as below) matters only to the fast path.
-    if (wake_ == Wake::settling) {
-      if (!settled(seen)) {
-        settle_delay_ = std::min(settle_delay_ * 2, cfg_.poll_interval);
-        return schedule_poll(settle_delay_);
-      }
-      wake_ = Wake::armed;
-    }
-    // Rows went out by the fast path: read soon, so their transactions join the cursor.
-    return schedule_poll(fast_.empty() ? cfg_.poll_interval : fast_read_after());
+    if (wake_ == Wake::settling && !settle(seen)) return;
+    return poll_while_armed();
   }
   const double rate = commit_rate_.per_second(CommitRate::Clock::now());
   const double max_rate = cfg_.adaptive_notify_max_rate;
-  if (got_rows && wake_ != Wake::draining && rate >= max_rate) {
-    set_waiting(false);
-    wake_ = Wake::draining;
-  }
+  if (got_rows && wake_ != Wake::draining && rate >= max_rate) start_polling();
   switch (wake_) {
     case Wake::draining:
       // Poll on while commits come faster than half the limit (hysteresis, so a rate near it
-      // does not flip the mode at every read); else be woken again.
-      if (got_rows && rate >= max_rate / 2) return schedule_poll(cfg_.busy_poll_interval);
+      // does not flip the mode at every read); else be woken again. Not on the first read that
+      // comes back empty: under a fast stream that is a stall (an fsync, a checkpoint), and
+      // re-arming then made every commit NOTIFY until the rate was measured again (the
+      // estimate decays from a high rate below half the limit within a few tau anyway).
+      if (rate >= max_rate / 2) return schedule_poll(cfg_.busy_poll_interval);
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
-    case Wake::settling: {
-      if (settled(seen)) {
-        wake_ = Wake::armed;
-        return schedule_poll(cfg_.poll_interval);
-      }
-      settle_delay_ = std::min(settle_delay_ * 2, cfg_.poll_interval);
-      return schedule_poll(settle_delay_);
-    }
+    case Wake::settling:
+      if (!settle(seen)) return;
+      return poll_while_armed();
     case Wake::armed:
-      // Rows went out by the fast path: read soon, so their transactions join the cursor.
-      return schedule_poll(fast_.empty() ? cfg_.poll_interval : fast_read_after());
+      return poll_while_armed();
   }
+}
+
+void EventLogReader::start_polling() {
+  set_waiting(false);
+  wake_ = Wake::draining;
+  ++stats_.polling_spells;
 }
 
 void EventLogReader::set_waiting(bool waiting) {

@@ -58,6 +58,7 @@ struct ReaderStats {
   uint64_t notifications = 0;
   uint64_t fast_rows = 0;     // delivered from a NOTIFY payload, before a read
   uint64_t bad_payloads = 0;  // NOTIFY payloads that were not a row (read the log instead)
+  uint64_t polling_spells = 0;  // adaptive: times commits came fast enough to stop the NOTIFYs
 };
 
 class EventLogReader {
@@ -103,8 +104,12 @@ class EventLogReader {
   std::chrono::milliseconds fast_read_after() const;
   void forget_fast_rows_read();
   bool settled(const PgSnapshot& seen);
+  // Armed once settled; else schedules the next settling read. True when armed.
+  bool settle(const PgSnapshot& seen);
+  void poll_while_armed();
   void adapt(bool got_rows, const PgSnapshot& seen);
   void set_waiting(bool waiting);
+  void start_polling();
 
   asio::io_context& io_;
   const Config& cfg_;

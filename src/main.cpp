@@ -64,6 +64,9 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const EventLogR
           static_cast<double>(r.fast_rows));
   counter("membership_notifier_bad_payloads_total", "Wake-ups whose payload was not a row",
           static_cast<double>(r.bad_payloads));
+  counter("membership_notifier_polling_spells_total",
+          "Adaptive mode: times commits came fast enough to stop the triggers' NOTIFYs and poll instead",
+          static_cast<double>(r.polling_spells));
   counter("membership_notifier_db_disconnects_total", "Listener connections lost", static_cast<double>(r.disconnects));
   counter("membership_notifier_log_pruned_total", "Log rows pruned by this instance", static_cast<double>(janitor.pruned()));
   return m.str();

@@ -225,3 +225,18 @@ TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAbov
   EXPECT_LT(metric(metrics(), "membership_notifier_db_notifications_total") - woken, 200)
       << "polled, not woken by each commit";
 }
+
+// A stream with a pause in it (an fsync stall, a checkpoint) is one stream: the reads that come
+// back empty in the pause must not make every commit NOTIFY again.
+TEST_F(AdaptiveWakeUp, APauseOfAFewReadsInAFastStreamDoesNotMakeItNotifyAgain) {
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "50"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);
+  sql("DO $$ BEGIN"
+      " FOR i IN 1..200 LOOP INSERT INTO channel_members VALUES ('a' || i, 'u1'); COMMIT; END LOOP;"
+      " PERFORM pg_sleep(0.05);"  // ten busy-poll reads find nothing
+      " FOR i IN 1..200 LOOP INSERT INTO channel_members VALUES ('b' || i, 'u1'); COMMIT; END LOOP;"
+      " END $$");
+  EXPECT_EQ(events(*c, 1s).size(), 400u);
+  EXPECT_EQ(metric(metrics(), "membership_notifier_polling_spells_total"), 1);
+}

@@ -120,6 +120,13 @@ TEST(TimesOfATransaction, InterleavedTransactionsAreEachRankedOnTheirOwn) {
   EXPECT_EQ(times(rows), (std::vector<int64_t>{100, 100, 101, 300, 102}));
 }
 
+TEST(CountingTransactions, InterleavedRowsOfTwoTransactionsCountTwoNotFive) {
+  std::vector<mn::LogRow> rows{at(1, 7, 100), at(2, 8, 100), at(3, 7, 100), at(4, 8, 300), at(5, 7, 100)};
+  EXPECT_EQ(mn::count_transactions(rows, [](uint64_t) { return false; }), 2u);
+  EXPECT_EQ(mn::count_transactions(rows, [](uint64_t xid) { return xid == 8; }), 1u);
+  EXPECT_EQ(mn::count_transactions({}, [](uint64_t) { return false; }), 0u);
+}
+
 // --- the row a wake-up carries ------------------------------------------------------------------
 
 TEST(WakePayload, TheTriggersRowParsesWithEveryField) {
