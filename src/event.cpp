@@ -73,7 +73,7 @@ std::string format_utc_micros(int64_t micros) {
   return buf;
 }
 
-MapOutcome map_row(const LogRow& row) {
+MapOutcome map_row(const LogRow& row, bool encode) {
   MapOutcome out;
   Event ev;
   ev.id = row.id;
@@ -106,17 +106,19 @@ MapOutcome map_row(const LogRow& row) {
     out.error = "xType longer than 1024 bytes";
     return out;
   }
-  try {
-    nlohmann::ordered_json data = {
-        {"channelId", *row.channel_id},
-        {"userId", *row.user_id},
-        {"xType", row.xtype ? nlohmann::ordered_json(*row.xtype) : nlohmann::ordered_json(nullptr)},
-        {"occurredAt", format_utc_micros(row.occurred_at_us)},
-    };
-    ev.data_json = data.dump();  // throws type_error 316 on invalid UTF-8
-  } catch (const nlohmann::json::exception& e) {
-    out.error = std::string("cannot encode as JSON: ") + e.what();
-    return out;
+  if (encode) {
+    try {
+      nlohmann::ordered_json data = {
+          {"channelId", *row.channel_id},
+          {"userId", *row.user_id},
+          {"xType", row.xtype ? nlohmann::ordered_json(*row.xtype) : nlohmann::ordered_json(nullptr)},
+          {"occurredAt", format_utc_micros(row.occurred_at_us)},
+      };
+      ev.data_json = data.dump();  // throws type_error 316 on invalid UTF-8
+    } catch (const nlohmann::json::exception& e) {
+      out.error = std::string("cannot encode as JSON: ") + e.what();
+      return out;
+    }
   }
   ev.user_id = *row.user_id;
   out.event = std::move(ev);

@@ -35,12 +35,14 @@ struct Event {
 };
 
 // Maps a row, or says why it cannot be mapped (the caller logs, counts and skips it:
-// one bad row must not stop the stream for everyone else).
+// one bad row must not stop the stream for everyone else). Without `encode`, the event's
+// data_json is left empty and a row is checked as far as that can be done without encoding
+// it (what no socket here will receive need not be: most rows, under load).
 struct MapOutcome {
   std::optional<Event> event;
   std::string error;
 };
-MapOutcome map_row(const LogRow& row);
+MapOutcome map_row(const LogRow& row, bool encode = true);
 
 // The row a wake-up NOTIFY carries (the triggers' fast path):
 //   ["<xid>", <id>, "j"|"l", <channel or null>, <user or null>, <xtype or null>, <time µs>]

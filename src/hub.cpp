@@ -158,7 +158,8 @@ void Hub::on_batch(const Batch& batch) {
   if (!batch.log_id.empty()) log_id_ = batch.log_id;
   if (batch.reset) resync_all("the event log changed (restored or another database)");
   for (const auto& row : batch.rows) {
-    auto mapped = map_row(row);
+    const bool wanted = row.op == "t" || (row.user_id && !rooms_.of(*row.user_id).empty());
+    auto mapped = map_row(row, wanted);
     if (!mapped.event) {
       ++stats_.events_unmappable;
       spdlog::error("log row {} (xid {}) skipped: {}", row.id, row.xid, mapped.error);

@@ -58,6 +58,16 @@ TEST(EventMapping, IdsWithQuotesAndUnicodeAreEscapedIntoValidJson) {
   EXPECT_EQ(j["userId"], "ü\n");
 }
 
+TEST(EventMapping, WithoutEncodingARowIsStillCheckedButItsDataIsLeftEmpty) {
+  auto out = map_row(row("j", "c1", "u1", "dm"), false);
+  ASSERT_TRUE(out.event) << out.error;
+  EXPECT_EQ(out.event->user_id, "u1");
+  EXPECT_EQ(out.event->data_json, "");
+  EXPECT_FALSE(map_row(row("j", "c", ""), false).event);
+  EXPECT_TRUE(map_row(row("j", "c", "\xff"), false).event) << "invalid UTF-8 shows only when encoded";
+  EXPECT_FALSE(map_row(row("j", "c", "\xff")).event);
+}
+
 TEST(EventMapping, RowsThatCannotBeMappedSayWhyInsteadOfThrowing) {
   EXPECT_FALSE(map_row(row("x", "c", "u")).event);
   EXPECT_NE(map_row(row("x", "c", "u")).error.find("unknown op"), std::string::npos);
