@@ -130,6 +130,19 @@ BEGIN
   RETURN n;
 END $$;
 
+-- How many sessions are queued on the lock that every notifying commit takes and holds through
+-- its WAL flush (a lock on the database object, so the wait event is Lock/object; ordinary work
+-- waits for no other such lock). More than one means the NOTIFYs now serialise the
+-- application's commits: the adaptive sidecar stops waiting for them at once, whatever its rate
+-- limit. SECURITY DEFINER: other roles' wait events are hidden from a role without
+-- pg_read_all_stats (if the owner cannot see them either, this counts 0 and only the rate
+-- limit applies).
+CREATE OR REPLACE FUNCTION membership_notifier.notify_lock_waiters() RETURNS integer
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT count(*)::integer FROM pg_stat_get_activity(NULL) a
+   WHERE a.wait_event_type = 'Lock' AND a.wait_event = 'object'
+$$;
+
 -- Logs one change and wakes the waiting sidecars with it (the triggers' path while one
 -- waits; the usual path, the bare INSERT, is written out in the triggers themselves).
 CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
@@ -341,6 +354,7 @@ BEGIN
   EXECUTE format('GRANT USAGE ON SCHEMA membership_notifier TO %I', role_name);
   EXECUTE format('GRANT SELECT ON membership_notifier.event_log, membership_notifier.settings TO %I', role_name);
   EXECUTE format('GRANT EXECUTE ON FUNCTION membership_notifier.set_waiting(boolean), '
+                 'membership_notifier.notify_lock_waiters(), '
                  'membership_notifier.prune(interval, integer), '
                  'membership_notifier.xtype_expr(text, text, text, regclass, text) TO %I', role_name);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
@@ -354,6 +368,7 @@ END $$;
 REVOKE ALL ON FUNCTION membership_notifier.grant_sidecar(name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.prune(interval, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.set_waiting(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.notify_lock_waiters() FROM PUBLIC;
 
 -- Apply the mapping: explicit settings win, then what an earlier run stored, then defaults.
 DO $apply$

@@ -16,6 +16,12 @@ constexpr size_t kMaxHeld = 4096;
 // cursor; one read covers all delivered meanwhile. Not on any delivery's path: longer means
 // fewer reads (at 1000 changes/s a read every 2 ms took PostgreSQL ~40% of a core here).
 constexpr std::chrono::milliseconds kFastReadAfter{20};
+// While woken by every commit, how often to look for commits queueing on the NOTIFY lock, and
+// from what commit rate on (below it, two commits rarely meet).
+constexpr std::chrono::milliseconds kContentionCheckEvery{50};
+constexpr double kContentionMinRate = 20;
+constexpr int kContentionChecks = 3;
+constexpr std::chrono::seconds kContentionMemory{60};
 // A fast-path position counts at most this many transactions as in progress (offsets stay
 // short); past it, rows wait for the read.
 constexpr size_t kMaxFastInProgress = 64;
@@ -255,10 +261,11 @@ bool EventLogReader::deliver_fast(LogRow row) {
   ++stats_.fast_rows;
   on_batch_(batch);
   if (cfg_.wake_mode == WakeMode::adaptive &&
-      commit_rate_.per_second(CommitRate::Clock::now()) >= cfg_.adaptive_notify_max_rate) {
+      commit_rate_.per_second(CommitRate::Clock::now()) >= max_notify_rate()) {
     // Commits come too fast to be worth a NOTIFY each: stop being woken, poll instead.
     start_polling();
   }
+  check_notify_contention();
   // The log is still read after it, soon rather than at once (on_read schedules it when a
   // read is out).
   if (!reading_ && poll_timer_.expiry() - std::chrono::steady_clock::now() > fast_read_after())
@@ -415,7 +422,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
     return poll_while_armed();
   }
   const double rate = commit_rate_.per_second(CommitRate::Clock::now());
-  const double max_rate = cfg_.adaptive_notify_max_rate;
+  const double max_rate = max_notify_rate();
   if (got_rows && wake_ != Wake::draining && rate >= max_rate) start_polling();
   switch (wake_) {
     case Wake::draining:
@@ -424,7 +431,14 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // comes back empty: under a fast stream that is a stall (an fsync, a checkpoint), and
       // re-arming then made every commit NOTIFY until the rate was measured again (the
       // estimate decays from a high rate below half the limit within a few tau anyway).
-      if (rate >= max_rate / 2) return schedule_poll(cfg_.busy_poll_interval);
+      // (A limit of 0: re-arm on the first empty read.)
+      if (max_rate > 0 ? rate >= max_rate / 2 : got_rows) return schedule_poll(cfg_.busy_poll_interval);
+      // A queue on the NOTIFY lock seen long ago may have been a passing slow disk: let the
+      // limit it set grow back, a doubling per re-arm.
+      if (contended_rate_ > 0 && std::chrono::steady_clock::now() - contended_at_ > kContentionMemory) {
+        contended_rate_ *= 2;
+        if (contended_rate_ >= cfg_.adaptive_notify_max_rate) contended_rate_ = 0;
+      }
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
@@ -434,13 +448,61 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       if (!settle(seen)) return;
       return poll_while_armed();
     case Wake::armed:
+      check_notify_contention();
       return poll_while_armed();
   }
+}
+
+double EventLogReader::max_notify_rate() const {
+  const double limit = cfg_.adaptive_notify_max_rate;
+  return contended_rate_ > 0 ? std::min(limit, contended_rate_) : limit;
+}
+
+// The rate limit is a guess at where a NOTIFY per commit starts to cost the application; the
+// lock's queue says so for sure. On a disk whose flush takes 2 ms, notifying commits go one at a
+// time at 500/s, below the default limit: without this check adaptive mode would keep
+// serialising every commit of a busy application.
+void EventLogReader::check_notify_contention() {
+  if (cfg_.wake_mode != WakeMode::adaptive || wake_ != Wake::armed || !contention_check_works_ ||
+      contention_check_out_ || !conn_)
+    return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - contention_checked_ < kContentionCheckEvery) return;
+  if (commit_rate_.per_second(now) < kContentionMinRate) return;
+  contention_checked_ = now;
+  contention_check_out_ = true;
+  auto conn = conn_;
+  conn->query("SELECT membership_notifier.notify_lock_waiters()", {}, [this, conn](PgResult r) {
+    if (conn != conn_) return;
+    contention_check_out_ = false;
+    if (!r.ok()) {
+      // A schema from before the function: the rate limit alone decides, as it did then.
+      contention_check_works_ = false;
+      spdlog::warn("cannot see whether commits queue on the NOTIFY lock ({}); run `migrate up`", r.error());
+      return;
+    }
+    int waiters = 0;
+    if (r.rows() < 1 || r.is_null(0, 0) || !parse_int(r.get(0, 0), waiters)) return;
+    // A queue now and then is a chance meeting; one at every look, for kContentionChecks
+    // looks in a row, is commits taking turns.
+    contention_seen_ = waiters >= 2 ? contention_seen_ + 1 : 0;
+    if (contention_seen_ < kContentionChecks || wake_ != Wake::armed) return;
+    contention_seen_ = 0;
+    const double rate = commit_rate_.per_second(std::chrono::steady_clock::now());
+    contended_rate_ = std::max(1.0, rate);
+    contended_at_ = std::chrono::steady_clock::now();
+    ++stats_.notify_contention;
+    spdlog::info("commits queue on the NOTIFY lock ({} waiting) at {:.0f} commits/s: polling from "
+                 "that rate on", waiters, rate);
+    start_polling();
+    if (!reading_) schedule_poll(cfg_.busy_poll_interval);
+  });
 }
 
 void EventLogReader::start_polling() {
   set_waiting(false);
   wake_ = Wake::draining;
+  contention_seen_ = 0;
   ++stats_.polling_spells;
 }
 

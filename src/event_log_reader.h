@@ -59,6 +59,7 @@ struct ReaderStats {
   uint64_t fast_rows = 0;     // delivered from a NOTIFY payload, before a read
   uint64_t bad_payloads = 0;  // NOTIFY payloads that were not a row (read the log instead)
   uint64_t polling_spells = 0;  // adaptive: times commits came fast enough to stop the NOTIFYs
+  uint64_t notify_contention = 0;  // ... of which: times commits were seen queueing on the NOTIFY lock
 };
 
 class EventLogReader {
@@ -110,6 +111,8 @@ class EventLogReader {
   void adapt(bool got_rows, const PgSnapshot& seen);
   void set_waiting(bool waiting);
   void start_polling();
+  double max_notify_rate() const;
+  void check_notify_contention();
 
   asio::io_context& io_;
   const Config& cfg_;
@@ -147,6 +150,16 @@ class EventLogReader {
   bool read_covers_notes_ = false;  // ... and the read in flight was sent after it
   double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
   CommitRate commit_rate_;          // transactions with membership changes per second, lately
+
+  // Adaptive mode: the commit rate at which commits were last seen queueing on the NOTIFY
+  // lock. The disk decides it (the lock is held through each WAL flush), not the flag's limit:
+  // from then on it is the limit too.
+  double contended_rate_ = 0;                          // 0: never seen
+  std::chrono::steady_clock::time_point contended_at_{};
+  std::chrono::steady_clock::time_point contention_checked_{};
+  bool contention_check_out_ = false;
+  int contention_seen_ = 0;  // checks in a row that found a queue
+  bool contention_check_works_ = true;                 // false on a schema without the function
 };
 
 }  // namespace mn

@@ -67,6 +67,9 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const EventLogR
   counter("membership_notifier_polling_spells_total",
           "Adaptive mode: times commits came fast enough to stop the triggers' NOTIFYs and poll instead",
           static_cast<double>(r.polling_spells));
+  counter("membership_notifier_notify_contention_total",
+          "Adaptive mode: polling spells begun because commits were queueing on the NOTIFY lock",
+          static_cast<double>(r.notify_contention));
   counter("membership_notifier_db_disconnects_total", "Listener connections lost", static_cast<double>(r.disconnects));
   counter("membership_notifier_log_pruned_total", "Log rows pruned by this instance", static_cast<double>(janitor.pruned()));
   return m.str();

@@ -1,11 +1,13 @@
 // The database under the sidecar failing: a standby is refused; a multi-host URL with
 // target_session_attrs=read-write reaches the primary whatever the order; after a failover to
 // the promoted standby, connected clients keep receiving and resuming clients lose nothing; a
-// connection that goes silent (half-open) is noticed within seconds and nothing is lost.
+// connection that goes silent (half-open) is noticed within seconds and nothing is lost; on a
+// disk slow to flush, commits queueing on the NOTIFY lock make adaptive mode poll.
 // These tests run their own clusters, not the shared one: they kill them.
 #include "support/notifier_fixture.h"
 #include "support/tcp_proxy.h"
 
+#include <atomic>
 #include <thread>
 
 using namespace mn::test;
@@ -128,4 +130,45 @@ TEST_F(HalfOpenConnection, ASilentDatabaseConnectionIsNoticedWithinSecondsAndNot
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "noticed within the poll interval and the query deadline";
   EXPECT_NE(sidecar().log().find("reconnecting", before), std::string::npos);
   EXPECT_EQ(take(*c, nullptr, 1s), (Events{"joined c2 u1"})) << "the change made meanwhile arrives";
+}
+
+// A slow disk: every commit takes 20 ms to flush (commit_delay), so notifying commits, which
+// hold the NOTIFY lock through the flush, go one at a time at under 50/s, far below the
+// adaptive rate limit. The sidecar must see the queue on the lock and stop the NOTIFYs, or it
+// serialises the application's every commit for as long as it writes.
+class SlowDisk : public OwnClusterFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    install_app(db_);
+  }
+  PgCluster db_{PgCluster::Options{false, true, {"commit_delay=20000", "commit_siblings=0"}}};
+};
+
+TEST_F(SlowDisk, CommitsQueueingOnTheNotifyLockStopTheNotifiesWhateverTheRateLimit) {
+  database_url_override_ = db_.conninfo("app");
+  start_sidecar({"--wake-mode", "adaptive"});  // the default limit: 2000 commits/s
+  auto c = connect("u1");
+  std::vector<std::thread> writers;
+  std::atomic<int> written{0};
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&, w] {
+      pqxx::connection conn{db_.conninfo("app")};
+      for (int i = 0; std::chrono::steady_clock::now() < until; ++i) {
+        pqxx::nontransaction tx{conn};
+        tx.exec("INSERT INTO channel_members VALUES ('w" + std::to_string(w) + "-" + std::to_string(i) + "', 'u1')");
+        ++written;
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(take(*c, nullptr, 1s).size(), static_cast<size_t>(written.load())) << "every change delivered";
+  const std::string m = metrics();
+  EXPECT_GE(metric(m, "membership_notifier_notify_contention_total"), 1) << m;
+  EXPECT_GE(metric(m, "membership_notifier_polling_spells_total"), 1) << m;
+  EXPECT_NE(sidecar().log().find("commits queue on the NOTIFY lock"), std::string::npos) << sidecar().log();
+  // Polling from then on: most of the writes went out without a NOTIFY each.
+  EXPECT_LT(metric(m, "membership_notifier_db_notifications_total"), written.load() / 2)
+      << "written " << written.load() << "\n" << m;
 }
