@@ -319,6 +319,7 @@ void EventLogReader::read() {
   }
   reading_ = true;
   read_covers_notes_ = std::exchange(note_unread_, false);
+  read_sent_ = std::chrono::steady_clock::now();
   auto conn = conn_;
   // The cursor is set by the first query on this connection, queued ahead of this one.
   conn->query_prepared(kReadStatement, read_params(*cursor_), [this, conn](PgResult r) {
@@ -365,6 +366,12 @@ void EventLogReader::on_read(PgResult r) {
   read_covers_notes_ = false;
   forget_fast_rows_read();
   ++stats_.reads;
+  {
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_sent_).count();
+    stats_.read_seconds += took;
+    for (size_t i = 0; i < ReaderStats::kReadBuckets.size(); ++i)
+      if (took <= ReaderStats::kReadBuckets[i]) ++stats_.reads_within[i];
+  }
   stats_.rows += batch.rows.size();
   if (!batch.rows.empty() || batch.reset) on_batch_(batch);
   if (!ready_) {

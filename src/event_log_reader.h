@@ -30,6 +30,8 @@
 
 #include <asio.hpp>
 
+#include <array>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,9 +53,14 @@ struct Batch {
 };
 
 struct ReaderStats {
+  // Upper bounds (seconds) of the read-time histogram's buckets: a read sent to its answer.
+  static constexpr std::array<double, 9> kReadBuckets{0.0005, 0.001, 0.002, 0.005, 0.01,
+                                                      0.025, 0.1, 0.5, 2};
   uint64_t connects = 0;
   uint64_t disconnects = 0;
   uint64_t reads = 0;
+  std::array<uint64_t, kReadBuckets.size()> reads_within{};  // cumulative, per bucket
+  double read_seconds = 0;
   uint64_t rows = 0;
   uint64_t notifications = 0;
   uint64_t fast_rows = 0;     // delivered from a NOTIFY payload, before a read
@@ -127,6 +134,7 @@ class EventLogReader {
   bool ready_ = false;
   bool reading_ = false;
   bool dirty_ = false;  // woken while a read was in flight: read again after it
+  std::chrono::steady_clock::time_point read_sent_{};
   std::string log_id_;
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;

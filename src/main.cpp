@@ -59,6 +59,17 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const EventLogR
   counter("membership_notifier_resumes_total", "Sessions resumed from an offset", static_cast<double>(h.resumes));
   counter("membership_notifier_snapshots_total", "Snapshots sent", static_cast<double>(h.snapshots));
   counter("membership_notifier_db_reads_total", "Reads of the event log", static_cast<double>(r.reads));
+  {
+    // Prometheus histogram: cumulative buckets, then +Inf (every read), sum and count.
+    const char* name = "membership_notifier_db_read_seconds";
+    m << "# HELP " << name << " Reads of the event log by how long they took, sent to answered\n"
+      << "# TYPE " << name << " histogram\n";
+    for (size_t i = 0; i < ReaderStats::kReadBuckets.size(); ++i)
+      m << name << "_bucket{le=\"" << ReaderStats::kReadBuckets[i] << "\"} " << r.reads_within[i] << '\n';
+    m << name << "_bucket{le=\"+Inf\"} " << r.reads << '\n'
+      << name << "_sum " << r.read_seconds << '\n'
+      << name << "_count " << r.reads << '\n';
+  }
   counter("membership_notifier_db_notifications_total", "Wake-ups received", static_cast<double>(r.notifications));
   counter("membership_notifier_fast_path_rows_total", "Rows delivered from a wake-up's payload, before a read",
           static_cast<double>(r.fast_rows));

@@ -465,6 +465,16 @@ TEST_F(LimitsTest, HealthzAndReadyzAnswer200AndMetricsCountTheSessions) {
   EXPECT_NE(m.body.find("# TYPE membership_notifier_sessions gauge"), std::string::npos) << m.body;
   EXPECT_EQ(metric(m.body, "membership_notifier_sessions"), 2) << m.body;
   EXPECT_EQ(metric(m.body, "membership_notifier_ready"), 1) << m.body;
+  // The read-time histogram: every read in +Inf and in the count, buckets cumulative.
+  const double reads = metric(m.body, "membership_notifier_db_reads_total");
+  EXPECT_GE(reads, 1) << m.body;
+  EXPECT_NE(m.body.find("# TYPE membership_notifier_db_read_seconds histogram"), std::string::npos) << m.body;
+  EXPECT_EQ(metric(m.body, "membership_notifier_db_read_seconds_bucket{le=\"+Inf\"}"), reads) << m.body;
+  EXPECT_EQ(metric(m.body, "membership_notifier_db_read_seconds_count"), reads) << m.body;
+  EXPECT_GT(metric(m.body, "membership_notifier_db_read_seconds_sum"), 0) << m.body;
+  EXPECT_LE(metric(m.body, "membership_notifier_db_read_seconds_bucket{le=\"0.001\"}"),
+            metric(m.body, "membership_notifier_db_read_seconds_bucket{le=\"0.002\"}")) << m.body;
+  EXPECT_LE(metric(m.body, "membership_notifier_db_read_seconds_bucket{le=\"2\"}"), reads) << m.body;
 }
 
 TEST_F(LimitsTest, ReadyzIs503UntilTheMigrationIsAppliedAndThen200WithinTheBackoff) {

@@ -76,12 +76,6 @@ std::unique_ptr<WsClient> WsClient::connect_with(uint16_t port, const std::strin
   // Size limits under test are the server's; the client should accept anything.
   c.set_max_message_size(1u << 30);
   c.set_open_handshake_timeout(static_cast<long>(options.timeout.count()));
-  if (options.recv_buffer_bytes > 0) {
-    const int bytes = options.recv_buffer_bytes;
-    c.set_socket_init_handler([bytes](websocketpp::connection_hdl, asio::ip::tcp::socket& s) {
-      s.set_option(asio::socket_base::receive_buffer_size(bytes));
-    });
-  }
 
   const std::string path = path_and_query.empty() || path_and_query[0] != '/'
                                ? "/" + path_and_query

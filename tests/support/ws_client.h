@@ -26,7 +26,8 @@ struct WsOptions {
   HeaderList headers;
   std::chrono::milliseconds timeout{5000};
   std::vector<std::string> subprotocols;  // sent as Sec-WebSocket-Protocol
-  int recv_buffer_bytes = 0;              // SO_RCVBUF before connect; 0 = kernel default
+  // (A small receive buffer, for a client that stops reading: RawTcpWsClient. websocketpp
+  // hands its init handler a socket not yet opened, where SO_RCVBUF cannot be set.)
 };
 
 class WsClient {
