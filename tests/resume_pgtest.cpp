@@ -213,6 +213,14 @@ TEST_P(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPrun
                           "WHERE grantee = 'notifier_ro' AND table_name = 'channel_members'");
   ASSERT_EQ(privileges.size(), 1u);
   EXPECT_EQ(privileges[0][0].as<std::string>(), "SELECT");
+  {
+    // Adaptive mode's look at the NOTIFY lock's queue (it runs only under load, so say it here).
+    pqxx::connection ro{conninfo() + " user=notifier_ro"};
+    pqxx::nontransaction tx{ro};
+    int waiters = -1;
+    EXPECT_NO_THROW(waiters = tx.exec("SELECT membership_notifier.notify_lock_waiters()")[0][0].as<int>());
+    EXPECT_GE(waiters, 0);
+  }
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   sidecar().signal(SIGTERM);
   sidecar().wait_exit();
