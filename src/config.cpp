@@ -111,6 +111,9 @@ void register_serve_options(CLI::App& app, Config& c) {
   register_database_option(app, c.database_url);
   add(app, "listen", c.listen, "Address to serve WebSocket and HTTP on (host:port; port 0: any)");
   add_flag(app, "reuse-port", c.reuse_port, "Set SO_REUSEPORT so several processes share the port");
+  add(app, "admin-listen", c.admin_listen,
+      "Also serve /healthz, /readyz and /metrics (only) on this host:port, for probes that must get "
+      "through when the public port is full (empty: none)");
 
   add(app, "jwt-algorithm", c.jwt_algorithm, "The one JWT algorithm accepted: HS256, RS256 or ES256", true);
   add(app, "jwt-secret-file", c.jwt_secret_file,
@@ -173,21 +176,32 @@ void register_mapping_options(CLI::App& app, Mapping& m) {
       ->each(given("channels_key"));
 }
 
+namespace {
+
+// "host:port" (host may be [v6]) into its parts, or an error naming the flag.
+void parse_address(const std::string& flag, const std::string& value, std::string& host, uint16_t& port,
+                   std::vector<std::string>& errors) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    errors.push_back("--" + flag + " must be host:port, got '" + value + "'");
+    return;
+  }
+  host = value.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  unsigned n = 0;
+  auto p = value.substr(colon + 1);
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
+  if (ec != std::errc() || end != p.data() + p.size() || n > 65535)
+    errors.push_back("--" + flag + " port must be 0-65535, got '" + p + "'");
+  port = static_cast<uint16_t>(n);
+}
+
+}  // namespace
+
 std::vector<std::string> load(Config& c) {
   std::vector<std::string> errors;
-  auto colon = c.listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    errors.push_back("--listen must be host:port, got '" + c.listen + "'");
-  } else {
-    c.listen_host = c.listen.substr(0, colon);
-    if (c.listen_host.size() > 2 && c.listen_host.front() == '[') c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
-    unsigned port = 0;
-    auto p = c.listen.substr(colon + 1);
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-    if (ec != std::errc() || end != p.data() + p.size() || port > 65535)
-      errors.push_back("--listen port must be 0-65535, got '" + p + "'");
-    c.listen_port = static_cast<uint16_t>(port);
-  }
+  parse_address("listen", c.listen, c.listen_host, c.listen_port, errors);
+  if (!c.admin_listen.empty()) parse_address("admin-listen", c.admin_listen, c.admin_host, c.admin_port, errors);
 
   if (auto mode = parse_wake_mode(c.wake_mode_name)) c.wake_mode = *mode;
   else errors.push_back("--wake-mode must be notify, adaptive or poll, got '" + c.wake_mode_name + "'");

@@ -39,6 +39,11 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
   bool reuse_port = true;
+  // A second address for /healthz, /readyz and /metrics only (empty: none). Probes there are
+  // answered even while the public port's connection headroom is held by idle sockets.
+  std::string admin_listen;
+  std::string admin_host;
+  uint16_t admin_port = 0;
 
   // Authentication (reloadable)
   std::string jwt_algorithm = "HS256";

@@ -55,6 +55,9 @@ using ConnPtr = Server::connection_ptr;
 // past that a new socket is closed the moment it is accepted, so file descriptors run out
 // neither here nor in websocketpp's accept loop (which spins on EMFILE).
 constexpr size_t kHandshakeHeadroom = 64;
+// The admin listener (--admin-listen) serves probes, one short request each: past this many
+// open at once a new one is closed at accept, so it cannot be used to exhaust descriptors.
+constexpr size_t kAdminSockets = 16;
 
 std::string bearer_token(const std::string& header) {
   static const std::string prefix = "Bearer ";
@@ -71,6 +74,8 @@ struct WsServer::Impl {
   const Config& cfg;
   Hub& hub;
   Server server;
+  Server admin;  // --admin-listen: /healthz, /readyz, /metrics, nothing else
+  size_t admin_sockets = 0;
   asio::steady_timer sweep;
   std::unordered_map<const void*, std::unique_ptr<Session>> sessions;  // by connection
   size_t sockets = 0;
@@ -253,8 +258,34 @@ struct WsServer::Impl {
     owner.send(*s, plain::error_frame("unexpected_message", "this endpoint accepts no messages"));
   }
 
-  void on_http(websocketpp::connection_hdl h) {
-    ConnPtr con = server.get_con_from_hdl(h);
+  void setup_admin() {
+    admin.clear_access_channels(websocketpp::log::alevel::all);
+    admin.clear_error_channels(websocketpp::log::elevel::all);
+    admin.init_asio(&io);
+    admin.set_reuse_addr(true);
+    admin.set_open_handshake_timeout(2000);
+    admin.set_max_http_body_size(0);
+    admin.set_tcp_pre_init_handler([this](websocketpp::connection_hdl h) {
+      ConnPtr con = admin.get_con_from_hdl(h);
+      asio::error_code ec;
+      if (admin_sockets >= kAdminSockets) {
+        con->get_raw_socket().close(ec);
+        return;
+      }
+      ++admin_sockets;
+      con->set_termination_handler([this](ConnPtr) { --admin_sockets; });
+    });
+    admin.set_validate_handler([this](websocketpp::connection_hdl h) {
+      reject(admin.get_con_from_hdl(h), websocketpp::http::status_code::not_found, "not_found",
+             "the admin address serves /healthz, /readyz and /metrics, no WebSocket");
+      return false;
+    });
+    admin.set_http_handler([this](websocketpp::connection_hdl h) { answer_http(admin.get_con_from_hdl(h)); });
+  }
+
+  void on_http(websocketpp::connection_hdl h) { answer_http(server.get_con_from_hdl(h)); }
+
+  void answer_http(const ConnPtr& con) {
     auto target = RequestTarget::parse(con->get_resource());
     HttpReply reply = handle_http(con->get_request().get_method(), target,
                                   owner.ready_ ? owner.ready_() : false,
@@ -378,6 +409,23 @@ void WsServer::listen() {
   if (ec) throw std::runtime_error("cannot accept on " + impl_->cfg.listen + ": " + ec.message());
   impl_->schedule_sweep();
   spdlog::info("listening on {}:{}", impl_->cfg.listen_host, port());
+  const auto& cfg = impl_->cfg;
+  if (cfg.admin_listen.empty()) return;
+  impl_->setup_admin();
+  auto admin_addr = asio::ip::make_address(cfg.admin_host, aec);
+  if (aec) throw std::runtime_error("--admin-listen: bad address '" + cfg.admin_host + "': " + aec.message());
+  impl_->admin.listen(asio::ip::tcp::endpoint(admin_addr, cfg.admin_port), ec);
+  if (ec) throw std::runtime_error("cannot listen on " + cfg.admin_listen + ": " + ec.message());
+  impl_->admin.start_accept(ec);
+  if (ec) throw std::runtime_error("cannot accept on " + cfg.admin_listen + ": " + ec.message());
+  spdlog::info("admin endpoints (/healthz, /readyz, /metrics) on {}:{}", cfg.admin_host, admin_port());
+}
+
+uint16_t WsServer::admin_port() const {
+  if (impl_->cfg.admin_listen.empty()) return 0;
+  asio::error_code ec;
+  auto ep = impl_->admin.get_local_endpoint(ec);
+  return ec ? 0 : ep.port();
 }
 
 uint16_t WsServer::port() const {
@@ -431,6 +479,7 @@ void WsServer::shutdown(uint16_t code, const std::string& reason, std::chrono::m
   I.stopping = true;
   websocketpp::lib::error_code ec;
   I.server.stop_listening(ec);
+  if (!I.cfg.admin_listen.empty()) I.admin.stop_listening(ec);
   I.sweep.cancel();
   std::vector<Session*> all;
   for (auto& [k, s] : I.sessions) all.push_back(s.get());

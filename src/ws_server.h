@@ -45,6 +45,7 @@ class WsServer : public Transport {
   // Binds and starts accepting. Throws std::runtime_error when the address cannot be bound.
   void listen();
   uint16_t port() const;
+  uint16_t admin_port() const;  // 0 without --admin-listen
 
   void set_ready_probe(ReadyProbe p) { ready_ = std::move(p); }
   // Whether sessions may start: not before the reader has its first position in the log,

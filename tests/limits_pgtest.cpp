@@ -370,6 +370,48 @@ TEST_F(LimitsTest, AFloodOfRawTcpConnectionsPastTheCapIsShedAndTheServerRecovers
   for (int fd : flood) ::close(fd);
 }
 
+// While sockets that never finish a handshake hold the public port's headroom (above: until the
+// handshake timeout), a liveness probe there fails; on --admin-listen it gets its answer.
+TEST_F(LimitsTest, ProbesOnTheAdminAddressAreAnsweredWhileThePublicPortIsFull) {
+  serve({"--admin-listen", "127.0.0.1:0", "--max-connections", "4", "--handshake-timeout", "20s"});
+  const std::string said = "admin endpoints (/healthz, /readyz, /metrics) on 127.0.0.1:";
+  const std::string log = sidecar().log();
+  const auto at = log.find(said);
+  ASSERT_NE(at, std::string::npos) << log;
+  const auto admin = static_cast<uint16_t>(std::stoi(log.substr(at + said.size())));
+  std::vector<int> idle;
+  for (int i = 0; i < 4 + 64 + 16; ++i) {
+    const int fd = connect_loopback(port());
+    if (fd >= 0) idle.push_back(fd);
+  }
+  EXPECT_NE(http_get(port(), "/healthz", {}, 500ms).status, 200) << "the public port is full";
+  EXPECT_EQ(http_get(admin, "/healthz").status, 200);
+  EXPECT_EQ(http_get(admin, "/readyz").status, 200);
+  EXPECT_EQ(metric(http_get(admin, "/metrics").body, "membership_notifier_ready"), 1);
+  EXPECT_EQ(http_get(admin, "/nothing").status, 404);
+  auto ws = WsClient::connect(admin, "/ws?access_token=" + token("u1"));
+  EXPECT_EQ(ws->handshake_status(), 404) << "no WebSocket on the admin address";
+  // Its own cap: a flood of idle sockets there is shed too, and it still answers after.
+  std::vector<int> admin_idle;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = connect_loopback(admin);
+    if (fd >= 0) admin_idle.push_back(fd);
+  }
+  int shed = 0;
+  for (int fd : admin_idle) {
+    if (ms_until_eof(fd, 10ms) >= 0) ++shed;
+  }
+  EXPECT_GE(shed, 20) << "past 16 open sockets the admin address closes new ones at accept";
+  for (int fd : admin_idle) ::close(fd);
+  HttpResponse health;
+  for (auto until = Clock::now() + 4s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    health = http_get(admin, "/healthz", {}, 500ms);
+    if (health.status == 200) break;
+  }
+  EXPECT_EQ(health.status, 200);
+  for (int fd : idle) ::close(fd);
+}
+
 TEST_F(LimitsTest, ASocketThatSendsNothingOrHalfARequestIsClosedAfterTheHandshakeTimeout) {
   serve({"--handshake-timeout", "300ms"});
   const int silent = connect_loopback(port());
