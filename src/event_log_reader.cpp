@@ -170,6 +170,11 @@ void EventLogReader::subscribe() {
   wake_ = Wake::settling;
   armed_at_.reset();
   settle_delay_ = cfg_.busy_poll_interval;
+  // A look at the NOTIFY lock sent on the lost connection never answers; after `migrate up`
+  // and a reconnect the function may be there now.
+  contention_check_out_ = false;
+  contention_seen_ = 0;
+  contention_check_works_ = true;
   fast_.clear();
   fast_times_.clear();
   fast_cursor_.reset();
