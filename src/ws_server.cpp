@@ -398,41 +398,45 @@ WsServer::WsServer(asio::io_context& io, const Config& cfg, Hub& hub)
 
 WsServer::~WsServer() = default;
 
-void WsServer::listen() {
+namespace {
+
+// Binds `s` to host:port and starts accepting; `flag` and `spec` (its value) name it in errors.
+void bind_and_accept(Server& s, const std::string& flag, const std::string& spec, const std::string& host,
+                     uint16_t port) {
   websocketpp::lib::error_code ec;
   asio::error_code aec;
-  auto addr = asio::ip::make_address(impl_->cfg.listen_host, aec);
-  if (aec) throw std::runtime_error("--listen: bad address '" + impl_->cfg.listen_host + "': " + aec.message());
-  impl_->server.listen(asio::ip::tcp::endpoint(addr, impl_->cfg.listen_port), ec);
-  if (ec) throw std::runtime_error("cannot listen on " + impl_->cfg.listen + ": " + ec.message());
-  impl_->server.start_accept(ec);
-  if (ec) throw std::runtime_error("cannot accept on " + impl_->cfg.listen + ": " + ec.message());
-  impl_->schedule_sweep();
-  spdlog::info("listening on {}:{}", impl_->cfg.listen_host, port());
+  auto addr = asio::ip::make_address(host, aec);
+  if (aec) throw std::runtime_error("--" + flag + ": bad address '" + host + "': " + aec.message());
+  s.listen(asio::ip::tcp::endpoint(addr, port), ec);
+  if (ec) throw std::runtime_error("cannot listen on " + spec + ": " + ec.message());
+  s.start_accept(ec);
+  if (ec) throw std::runtime_error("cannot accept on " + spec + ": " + ec.message());
+}
+
+uint16_t local_port(Server& s) {
+  asio::error_code ec;
+  auto ep = s.get_local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+}  // namespace
+
+void WsServer::listen() {
   const auto& cfg = impl_->cfg;
+  bind_and_accept(impl_->server, "listen", cfg.listen, cfg.listen_host, cfg.listen_port);
+  impl_->schedule_sweep();
+  spdlog::info("listening on {}:{}", cfg.listen_host, port());
   if (cfg.admin_listen.empty()) return;
   impl_->setup_admin();
-  auto admin_addr = asio::ip::make_address(cfg.admin_host, aec);
-  if (aec) throw std::runtime_error("--admin-listen: bad address '" + cfg.admin_host + "': " + aec.message());
-  impl_->admin.listen(asio::ip::tcp::endpoint(admin_addr, cfg.admin_port), ec);
-  if (ec) throw std::runtime_error("cannot listen on " + cfg.admin_listen + ": " + ec.message());
-  impl_->admin.start_accept(ec);
-  if (ec) throw std::runtime_error("cannot accept on " + cfg.admin_listen + ": " + ec.message());
+  bind_and_accept(impl_->admin, "admin-listen", cfg.admin_listen, cfg.admin_host, cfg.admin_port);
   spdlog::info("admin endpoints (/healthz, /readyz, /metrics) on {}:{}", cfg.admin_host, admin_port());
 }
 
 uint16_t WsServer::admin_port() const {
-  if (impl_->cfg.admin_listen.empty()) return 0;
-  asio::error_code ec;
-  auto ep = impl_->admin.get_local_endpoint(ec);
-  return ec ? 0 : ep.port();
+  return impl_->cfg.admin_listen.empty() ? 0 : local_port(impl_->admin);
 }
 
-uint16_t WsServer::port() const {
-  asio::error_code ec;
-  auto ep = impl_->server.get_local_endpoint(ec);
-  return ec ? 0 : ep.port();
-}
+uint16_t WsServer::port() const { return local_port(impl_->server); }
 
 SendResult WsServer::send(Session& s, const std::string& frame) {
   if (s.phase == Phase::closing) return SendResult::dropped;
