@@ -158,8 +158,9 @@ void Hub::on_batch(const Batch& batch) {
   if (!batch.log_id.empty()) log_id_ = batch.log_id;
   if (batch.reset) resync_all("the event log changed (restored or another database)");
   for (const auto& row : batch.rows) {
-    const bool wanted = row.op == "t" || (row.user_id && !rooms_.of(*row.user_id).empty());
-    auto mapped = map_row(row, wanted);
+    // The user's sockets here, looked up once: a row no socket here receives is not encoded.
+    const std::vector<Session*>* room = row.user_id ? &rooms_.of(*row.user_id) : nullptr;
+    auto mapped = map_row(row, row.op == "t" || (room && !room->empty()));
     if (!mapped.event) {
       ++stats_.events_unmappable;
       spdlog::error("log row {} (xid {}) skipped: {}", row.id, row.xid, mapped.error);
@@ -171,11 +172,10 @@ void Hub::on_batch(const Batch& batch) {
       resync_all("the membership table was truncated");
       continue;
     }
-    const auto& room = rooms_.of(ev.user_id);
-    if (room.empty()) continue;
+    if (!room || room->empty()) continue;
     std::string offset = encode_offset(Offset{log_id_, {batch.from, batch.to, ev.id}});
     std::shared_ptr<const OutgoingEvent> framed[2];
-    std::vector<Session*> targets(room.begin(), room.end());  // a send may close a session
+    std::vector<Session*> targets(room->begin(), room->end());  // a send may close a session
     for (Session* s : targets) {
       // The reader has moved past this session's catch-up snapshot: nothing can be doubled.
       if (s->barrier && s->barrier->finished_by(batch.from)) s->barrier.reset();
