@@ -1,5 +1,7 @@
 #include "support/tcp_proxy.h"
 
+#include "support/http.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -69,11 +71,9 @@ void TcpProxy::accept_loop() {
       if (stop_) return;
       continue;
     }
-    const int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto addr = loopback(target_);
-    if (s < 0 || connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int s = connect_loopback(target_);
+    if (s < 0) {
       close(c);
-      if (s >= 0) close(s);
       continue;
     }
     ++accepted_;
