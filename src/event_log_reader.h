@@ -90,6 +90,8 @@ class EventLogReader {
   // The SQL that returns the rows a snapshot could not see, plus the current snapshot (in
   // the one row whose column 0 is not NULL); its parameters for that snapshot.
   static const char* read_sql();
+  // What the reader's connection sets before it prepares read_sql().
+  static const char* session_sql();
   static PgConnection::Params read_params(const PgSnapshot& since);
   // Parses one result row of read_sql() (columns 1..7); nullopt when malformed.
   static std::optional<LogRow> parse_row(const PgResult& r, int row);
