@@ -229,7 +229,7 @@ TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAbov
 // A stream with a pause in it (an fsync stall, a checkpoint) is one stream: the reads that come
 // back empty in the pause must not make every commit NOTIFY again.
 TEST_F(AdaptiveWakeUp, APauseOfAFewReadsInAFastStreamDoesNotMakeItNotifyAgain) {
-  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "50"});
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "50", "--busy-poll-interval", "5ms"});
   auto c = connect("u1");
   std::this_thread::sleep_for(300ms);
   sql("DO $$ BEGIN"

@@ -214,5 +214,13 @@ b_report() {
     echo
     echo "The disk's fsync cost drifts: \"none\" at 1 writer (about one fsync per commit) ran at $(minmax "${ones[@]}") tps across rounds. Other processes on the machine used about $B_FOREIGN% CPU (100% = one core) on average during part B."
     echo
+    # What each sidecar did over the whole part: a read that got slow (a plan gone wrong, a log
+    # grown large) or a mode that flips too often shows here before it shows in tps.
+    for name in "${B_CONFIGS[@]}"; do
+      [[ ${B_KIND[$name]} == ours ]] || continue
+      local mf=$OUT/b/$name/metrics.txt
+      echo "- $name: $(metric_value "$mf" membership_notifier_db_reads_total) log reads, mean $(awk -v s="$(metric_value "$mf" membership_notifier_db_read_seconds_sum)" -v n="$(metric_value "$mf" membership_notifier_db_read_seconds_count)" 'BEGIN { printf "%.2f", (n > 0 ? s * 1000 / n : 0) }') ms; $(metric_value "$mf" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$mf" membership_notifier_fast_path_rows_total) rows from their payloads; $(metric_value "$mf" membership_notifier_polling_spells_total) polling spells ($(metric_value "$mf" membership_notifier_notify_contention_total) begun by commits queueing on the NOTIFY lock)."
+    done
+    echo
   } >>"$OUT/report.md"
 }
