@@ -293,13 +293,18 @@ TEST_F(OtherWrites, ATruncateLogsOneRowThatTellsEveryoneToResynchronise) {
 
 // --- the time of a change -------------------------------------------------------------------
 
+// The sidecar's read of the log since `snapshot`: its SQL with its parameters.
+pqxx::result run_read(pqxx::transaction_base& tx, const std::string& snapshot) {
+  auto params = EventLogReader::read_params(*mn::PgSnapshot::parse(snapshot));
+  return tx.exec_params(EventLogReader::read_sql(), *params[0], *params[1], *params[2]);
+}
+
 // The times a client gets: the rows as the sidecar reads them (its read SQL), made distinct
 // by its rule. The log itself keeps each row's clock_timestamp(), which may repeat.
 std::vector<int64_t> times_read_since(pqxx::connection& c, const std::string& snapshot) {
   pqxx::nontransaction tx{c};
   std::vector<LogRow> rows;
-  auto params = EventLogReader::read_params(*mn::PgSnapshot::parse(snapshot));
-  for (const auto& row : tx.exec_params(EventLogReader::read_sql(), *params[0], *params[1], *params[2])) {
+  for (const auto& row : run_read(tx, snapshot)) {
     if (row[1].is_null()) continue;
     LogRow r;
     r.id = row[1].as<int64_t>();
@@ -886,8 +891,7 @@ struct Read {
 Read read_since(pqxx::connection& c, const std::string& snapshot) {
   pqxx::nontransaction tx{c};
   Read out;
-  auto params = EventLogReader::read_params(*mn::PgSnapshot::parse(snapshot));
-  for (const auto& row : tx.exec_params(EventLogReader::read_sql(), *params[0], *params[1], *params[2])) {
+  for (const auto& row : run_read(tx, snapshot)) {
     if (!row[0].is_null()) out.snapshot = row[0].as<std::string>();
     if (!row[1].is_null()) out.rows.emplace_back(row[1].as<long long>(), row[5].as<std::string>());
   }
