@@ -513,9 +513,9 @@ void EventLogReader::check_notify_contention() {
     contention_seen_ = waiters >= 2 ? contention_seen_ + 1 : 0;
     if (contention_seen_ < kContentionChecks || wake_ != Wake::armed) return;
     contention_seen_ = 0;
-    const double rate = commit_rate_.per_second(std::chrono::steady_clock::now());
-    contended_rate_ = std::max(1.0, rate);
     contended_at_ = std::chrono::steady_clock::now();
+    const double rate = commit_rate_.per_second(contended_at_);
+    contended_rate_ = std::max(1.0, rate);
     ++stats_.notify_contention;
     spdlog::info("commits queue on the NOTIFY lock ({} waiting) at {:.0f} commits/s: polling from "
                  "that rate on", waiters, rate);
