@@ -52,16 +52,21 @@ const char* EventLogReader::read_sql() {
   // sequential scan of the whole log on every read (4 ms at 60k rows, growing with
   // retention). A range bounded on both sides is estimated small: an index range scan.
   // The snapshot row also says how full the notification queue is (the fast path's guard).
+  // Times as microseconds through date_part's float8, not extract's numeric: numeric division
+  // and multiplication were half the server's cost of a row read (1.1 against 0.6 us here).
+  // Exact until 2106-02-07 (2^32 s): the division and the multiplication each round once, by
+  // at most 0.24 and 0.25 us, and the cast to bigint rounds to the nearest, the stored value
+  // (TheReaderReadsEveryTimeToTheMicrosecondAsAReplayDoes checks it against extract's).
   return "SELECT pg_current_snapshot()::text, NULL::bigint, NULL::text, NULL::text, NULL::text,"
          "       NULL::text, NULL::text, NULL::bigint, pg_notification_queue_usage()"
          " UNION ALL"
          " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
-         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint, NULL"
+         "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL"
          "   FROM membership_notifier.event_log l"
          "  WHERE l.xid >= $1::xid8 AND l.xid < pg_snapshot_xmax(pg_current_snapshot())"
          " UNION ALL"
          " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
-         "        (extract(epoch FROM l.occurred_at) * 1000000)::bigint, NULL"
+         "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL"
          "   FROM membership_notifier.event_log l"
          "  WHERE l.xid = ANY ($2::xid8[]) AND l.xid >= $3::xid8 AND l.xid < $1::xid8";
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -345,6 +346,34 @@ TEST_F(TimeOfChange, EveryRowOfAThousandRowInsertIsReadWithItsOwnTimeIncreasingW
   ASSERT_EQ(t.size(), 1000u);
   EXPECT_TRUE(strictly_increasing(t));
   EXPECT_LT(t.back() - t.front(), 60 * 1000000) << "and stays close to the real time";
+}
+
+// The live read takes its times through float8 (cheaper), a replay through numeric: a client
+// must get the same microsecond from both, for any time the log may hold this century.
+TEST_F(TimeOfChange, TheReaderReadsEveryTimeToTheMicrosecondAsAReplayDoes) {
+  pqxx::connection reader{conninfo()};
+  const std::string start = one(reader, "SELECT pg_current_snapshot()::text");
+  sql("INSERT INTO membership_notifier.event_log (op, channel_id, user_id, occurred_at)"
+      " SELECT 'j', 'c1', 'u' || i, to_timestamp(0) + (floor(random() * 4102444800e6)::bigint || ' us')::interval"
+      "   FROM generate_series(1, 20000) i"
+      " UNION ALL SELECT 'j', 'c1', 'edge', t::timestamptz FROM unnest(ARRAY["
+      "   '1970-01-01 00:00:00.000001+00', '2026-11-27 05:00:00.999999+00', '2026-11-27 05:00:00.5+00',"
+      "   '2038-01-19 03:14:07.999999+00', '2041-09-20 00:00:00.000001+00',"
+      "   '2106-02-07 06:28:15.999999+00']) t");
+  std::map<int64_t, int64_t> expected;
+  for (const auto& row : pqxx::nontransaction{reader}.exec(
+           "SELECT id, (extract(epoch FROM occurred_at) * 1000000)::bigint FROM membership_notifier.event_log"))
+    expected[row[0].as<int64_t>()] = row[1].as<int64_t>();
+  ASSERT_EQ(expected.size(), 20006u);
+  pqxx::nontransaction tx{reader};
+  size_t compared = 0;
+  for (const auto& row : run_read(tx, start)) {
+    if (row[1].is_null()) continue;
+    const int64_t id = row[1].as<int64_t>();
+    ASSERT_EQ(row[7].as<int64_t>(), expected.at(id)) << "row " << id;
+    ++compared;
+  }
+  EXPECT_EQ(compared, expected.size());
 }
 
 // The session's DateStyle and TimeZone must not change the time a change is logged at.
