@@ -1,11 +1,15 @@
 // CommitRate: how many events per second, lately: each event adds 1/tau to an estimate that
 // decays as exp(-dt/tau), so a steady rate R reads R after a few tau, and silence fades it.
+// CommitBurst: whether the last few commits came faster than a given rate.
 // Pure (the caller passes the time), for the adaptive wake-up's choice between being woken
 // by every commit and polling.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 
 namespace mn {
 
@@ -21,6 +25,14 @@ class CommitRate {
     at_ = now;
   }
 
+  // A rate known some other way (a burst, below): the estimate reads at least that from now.
+  void raise_to(Clock::time_point now, double rate) {
+    if (rate > per_second(now)) {
+      value_ = rate;
+      at_ = now;
+    }
+  }
+
   double per_second(Clock::time_point now) const {
     if (value_ == 0) return 0;
     double dt = std::chrono::duration<double>(now - at_).count();
@@ -33,6 +45,37 @@ class CommitRate {
   double tau_s_;
   double value_ = 0;
   Clock::time_point at_{};
+};
+
+// The estimate above believes a new rate only after a few tau: at the start of a burst from
+// idle, 135 ms of commits at 2,700/s (here, each taking the NOTIFY lock in turn) before it
+// reads 2,000/s. The span of the last kCommits commits tells within kCommits commits. The
+// price is noise: that span varies by about a fifth at a steady rate, so a steady rate from
+// about 0.7 of a limit up now and then reads as over it, which only means polling a little
+// sooner. It needs kCommits commits to say anything at all, so a lone commit never reads as a
+// high rate (the estimate above cannot tell one from a rate below 1/tau).
+class CommitBurst {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t kCommits = 20;
+
+  // Records one commit; returns the rate of the last kCommits commits, per second (0 until
+  // there have been that many).
+  double add(Clock::time_point now) {
+    at_[next_] = now;
+    next_ = (next_ + 1) % kCommits;
+    if (seen_ < kCommits && ++seen_ < kCommits) return 0;
+    // at_[next_] is now the oldest of the last kCommits: kCommits - 1 gaps from it to this one.
+    const double span = std::chrono::duration<double>(now - at_[next_]).count();
+    return (kCommits - 1) / std::max(span, 1e-6);
+  }
+
+  void reset() { seen_ = 0; }
+
+ private:
+  std::array<Clock::time_point, kCommits> at_{};
+  size_t next_ = 0;
+  size_t seen_ = 0;
 };
 
 }  // namespace mn

@@ -235,6 +235,23 @@ void EventLogReader::on_notification(const std::string& payload) {
       spdlog::warn("a NOTIFY on membership_notifier carried something that is not a row ({} so far); "
                    "reading the log instead", stats_.bad_payloads);
   }
+  // The wake-ups of one transaction's rows come together at its commit: a new xid is a commit.
+  double burst = 0;
+  if (!row || row->xid != last_woken_xid_) {
+    burst = commit_burst_.add(CommitBurst::Clock::now());
+    if (row) last_woken_xid_ = row->xid;
+  }
+  take_wake_up(std::move(row));
+  if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining && burst > max_notify_rate()) {
+    // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
+    // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
+    // the polling this starts lasts as long as the burst does.
+    commit_rate_.raise_to(CommitRate::Clock::now(), burst);
+    start_polling();
+  }
+}
+
+void EventLogReader::take_wake_up(std::optional<LogRow> row) {
   if (!row || !fast_path_open()) return note();
   // A wake-up that only a read can answer came before this one: its read is out or about to
   // be. Hold this row until then (or it would overtake that transaction); the read may

@@ -107,6 +107,7 @@ class EventLogReader {
   void schedule_poll(std::chrono::milliseconds after);
   void wake();
   void on_notification(const std::string& payload);
+  void take_wake_up(std::optional<LogRow> row);
   void note();
   bool fast_path_open() const;
   bool deliver_fast(LogRow row);
@@ -160,6 +161,8 @@ class EventLogReader {
   bool read_covers_notes_ = false;  // ... and the read in flight was sent after it
   double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
   CommitRate commit_rate_;          // transactions with membership changes per second, lately
+  CommitBurst commit_burst_;        // ... over the last few wake-ups' transactions
+  uint64_t last_woken_xid_ = 0;
 
   // Adaptive mode: the commit rate at which commits were last seen queueing on the NOTIFY
   // lock. The disk decides it (the lock is held through each WAL flush), not the flag's limit:

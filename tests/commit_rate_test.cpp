@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace std::chrono_literals;
+using mn::CommitBurst;
 using mn::CommitRate;
 
 TEST(CommitRate, ASteadyRateReadsAsThatRate) {
@@ -25,4 +28,55 @@ TEST(CommitRate, SilenceFadesItAndNothingIsZero) {
   EXPECT_LT(r.per_second(t + 500ms), 100);
   r.reset();
   EXPECT_EQ(r.per_second(t), 0);
+}
+
+TEST(CommitRate, RaisedToAKnownRateItReadsThatAndFadesFromIt) {
+  CommitRate r;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  r.add(t);
+  r.raise_to(t, 2500);
+  EXPECT_DOUBLE_EQ(r.per_second(t), 2500);
+  r.raise_to(t, 100);  // never lowered
+  EXPECT_DOUBLE_EQ(r.per_second(t), 2500);
+  EXPECT_NEAR(r.per_second(t + 100ms), 2500 / std::exp(1.0), 1);
+}
+
+TEST(CommitBurst, SaysNothingUntilTwentyCommitsThenTheirRate) {
+  CommitBurst b;
+  auto t = CommitBurst::Clock::time_point{} + 1h;
+  for (size_t i = 1; i < CommitBurst::kCommits; ++i) EXPECT_EQ(b.add(t += 1ms), 0) << "commit " << i;
+  EXPECT_NEAR(b.add(t += 1ms), 1000, 1);
+  EXPECT_NEAR(b.add(t += 1ms), 1000, 1);
+  EXPECT_GT(b.add(t), 1000) << "two commits at the same instant count as close together";
+}
+
+TEST(CommitBurst, OnlyTheLastTwentyCommitsCount) {
+  CommitBurst b;
+  auto t = CommitBurst::Clock::time_point{} + 1h;
+  for (int i = 0; i < 100; ++i) b.add(t += 100ms);  // an hour of 10 per second...
+  double rate = 0;
+  for (int i = 0; i < 10; ++i) rate = b.add(t += 200us);
+  EXPECT_LT(rate, 50) << "half the window still slow";
+  for (int i = 0; i < 10; ++i) rate = b.add(t += 200us);  // ...then 5000 per second
+  EXPECT_NEAR(rate, 5000, 1);
+  b.reset();
+  EXPECT_EQ(b.add(t += 200us), 0);
+}
+
+// Why the adaptive wake-up has both: commits at 2,700/s from idle (notifying commits taking
+// turns on the NOTIFY lock here) cross a 2,000/s limit after 20 commits by their span, after
+// hundreds by the estimate, each of them a commit the application waited for.
+TEST(CommitBurst, TheStartOfABurstIsSeenInTwentyCommitsWhereTheRateEstimateNeedsHundreds) {
+  CommitBurst burst;
+  CommitRate estimate;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  int by_burst = 0, by_estimate = 0;
+  for (int i = 1; i <= 2000 && (!by_burst || !by_estimate); ++i) {
+    t += std::chrono::microseconds(370);
+    estimate.add(t);
+    if (!by_burst && burst.add(t) >= 2000) by_burst = i;
+    if (!by_estimate && estimate.per_second(t) >= 2000) by_estimate = i;
+  }
+  EXPECT_EQ(by_burst, static_cast<int>(CommitBurst::kCommits));
+  EXPECT_GT(by_estimate, 300);
 }
