@@ -242,7 +242,8 @@ void EventLogReader::on_notification(const std::string& payload) {
     if (row) last_woken_xid_ = row->xid;
   }
   take_wake_up(std::move(row));
-  if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining && burst > max_notify_rate()) {
+  if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
+      CommitBurst::starts(burst, commit_rate_.per_second(CommitBurst::Clock::now()), max_notify_rate())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
     // the polling this starts lasts as long as the burst does.
