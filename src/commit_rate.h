@@ -79,8 +79,6 @@ class CommitBurst {
     return burst > limit && recent < limit / 4;
   }
 
-  void reset() { seen_ = 0; }
-
  private:
   std::array<Clock::time_point, kCommits> at_{};
   size_t next_ = 0;

@@ -236,18 +236,19 @@ void EventLogReader::on_notification(const std::string& payload) {
                    "reading the log instead", stats_.bad_payloads);
   }
   // The wake-ups of one transaction's rows come together at its commit: a new xid is a commit.
+  const auto now = CommitBurst::Clock::now();
   double burst = 0;
   if (!row || row->xid != last_woken_xid_) {
-    burst = commit_burst_.add(CommitBurst::Clock::now());
+    burst = commit_burst_.add(now);
     if (row) last_woken_xid_ = row->xid;
   }
-  take_wake_up(std::move(row));
+  take_wake_up(std::move(row));  // counts a fast-path commit in the estimate
   if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
-      CommitBurst::starts(burst, commit_rate_.per_second(CommitBurst::Clock::now()), max_notify_rate())) {
+      CommitBurst::starts(burst, commit_rate_.per_second(now), max_notify_rate())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
     // the polling this starts lasts as long as the burst does.
-    commit_rate_.raise_to(CommitRate::Clock::now(), burst);
+    commit_rate_.raise_to(now, burst);
     start_polling();
   }
 }
