@@ -160,11 +160,12 @@ part_b() {
   # near it, in rotating order, paired with "none" of the same round, narrow it down.
   B_PAIRED=()
   for name in "${B_CONFIGS[@]}"; do
+    ((B_PAIR_ROUNDS > 0)) || break
     [[ ${B_KIND[$name]} == node || $name == notify ]] || B_PAIRED+=("$name")
   done
   n=${#B_PAIRED[@]}
-  log "B: $B_PAIR_ROUNDS paired rounds of $B_PAIR_SECS s at $last writers: ${B_PAIRED[*]}"
-  for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do
+  ((n == 0)) || log "B: $B_PAIR_ROUNDS paired rounds of $B_PAIR_SECS s at $last writers: ${B_PAIRED[*]}"
+  for ((r = 1; n > 0 && r <= B_PAIR_ROUNDS; r++)); do
     for ((k = 0; k < n; k++)); do
       name=${B_PAIRED[(k + r - 1) % n]}
       B_PAIR_TPS[$name,$r]=$(b_pgbench "$name" "$last" "$B_PAIR_SECS" "$OUT/b/$name/pgbench-paired-r$r.log")
@@ -230,18 +231,20 @@ b_report() {
       echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | $(ms "$(kv "$low" p50_us)") / $(ms "$(kv "$low" p99_us)") | $(ms "$(kv "$hi" p50_us)") / $(ms "$(kv "$hi" p99_us)") (${B_HI_TPS[$name]} tps) | $lost | $(kv "$hi" cpu_server) |"
     done
     echo
-    echo "Paired rounds at $last writers ($B_PAIR_ROUNDS rounds of $B_PAIR_SECS s, rotating order, each against \"none\" of its round): mean of the per-round ratios ± twice its standard error, and the ratio of the summed tps."
-    echo
-    echo "| configuration | vs none, mean ± 2 SE | ratio of sums |"
-    echo "|---|---|---|"
-    for name in "${B_PAIRED[@]}"; do
-      [[ ${B_KIND[$name]} == none ]] && continue
-      for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do echo "${B_PAIR_TPS[$name,$r]} ${B_PAIR_TPS[none,$r]}"; done |
-        awk -v label="${B_LABEL[$name]}" '$2 > 0 { x = $1 / $2; n++; s += x; ss += x * x; a += $1; b += $2 }
-          END { m = s / n; se = n > 1 ? sqrt((ss - n * m * m) / (n - 1) / n) : 0
-                printf "| %s | %.3f× ± %.3f | %.3f× |\n", label, m, 2 * se, (b > 0 ? a / b : 0) }'
-    done
-    echo
+    if ((${#B_PAIRED[@]})); then
+      echo "Paired rounds at $last writers ($B_PAIR_ROUNDS rounds of $B_PAIR_SECS s, rotating order, each against \"none\" of its round): mean of the per-round ratios ± twice its standard error, and the ratio of the summed tps."
+      echo
+      echo "| configuration | vs none, mean ± 2 SE | ratio of sums |"
+      echo "|---|---|---|"
+      for name in "${B_PAIRED[@]}"; do
+        [[ ${B_KIND[$name]} == none ]] && continue
+        for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do echo "${B_PAIR_TPS[$name,$r]} ${B_PAIR_TPS[none,$r]}"; done |
+          awk -v label="${B_LABEL[$name]}" '$2 > 0 { x = $1 / $2; n++; s += x; ss += x * x; a += $1; b += $2 }
+            END { m = n ? s / n : 0; v = n > 1 ? (ss - n * m * m) / (n - 1) : 0
+                  printf "| %s | %.3f× ± %.3f | %.3f× |\n", label, m, 2 * sqrt(v > 0 ? v / n : 0), (b > 0 ? a / b : 0) }'
+      done
+      echo
+    fi
     echo "The disk's fsync cost drifts: \"none\" at 1 writer (about one fsync per commit) ran at $(minmax "${ones[@]}") tps across rounds. Other processes on the machine used about $B_FOREIGN% CPU (100% = one core) on average during part B."
     echo
     # What each sidecar did over the whole part: a read that got slow (a plan gone wrong, a log
