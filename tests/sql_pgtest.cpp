@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "event_log_reader.h"
@@ -494,6 +495,30 @@ TEST_F(WakeUp, AStatementThatChangesNoRowWakesNobody) {
   sql("DELETE FROM channel_members WHERE user_id = 'nobody'");
   sql("UPDATE channel_members SET role = 'admin'");
   EXPECT_EQ(listener.drain(lc), 0);
+}
+
+// A sidecar that stopped or died while waiting leaves waiting() true until another one arms or
+// disarms. Its wake-ups would wake nobody, and each would make a commit wait its turn for the
+// NOTIFY lock, for as long as no sidecar runs.
+TEST_F(WakeUp, ASidecarGoneWhileWaitingCostsTheWritersNoNotifyEvenBeforeAnotherOneArms) {
+  pqxx::connection watcher{conninfo()};  // LISTENs without waiting: sees every NOTIFY
+  Listener seen{watcher};
+  std::string pid;
+  {
+    pqxx::connection sidecar{conninfo()};
+    pid = one(sidecar, "SELECT pg_backend_pid()");
+    ASSERT_EQ(one(sidecar, "SELECT membership_notifier.set_waiting(true)"), "1");
+    sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1')");
+    EXPECT_EQ(seen.drain(watcher), 1) << "while it is there, a change wakes";
+  }  // its session ends without disarming, as on a crash
+  for (int i = 0; i < 100 && one("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) != "0"; ++i)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(one("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid), "0");
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u2')");
+  EXPECT_EQ(seen.drain(watcher), 1) << "nobody waits any more: no NOTIFY";
+  EXPECT_EQ(one("SELECT membership_notifier.waiting()::text"), "true") << "though the mark says one does";
+  EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log WHERE user_id = 'u2'"), "1")
+      << "and the change is in the log for the next sidecar";
 }
 
 TEST_F(WakeUp, ASidecarThatDiedWhileWaitingIsForgottenWhenAnotherOneArms) {
