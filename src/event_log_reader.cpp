@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <utility>
 
 namespace mn {
 namespace {
@@ -116,6 +117,25 @@ void EventLogReader::stop() {
   poll_timer_.cancel();
   if (conn_) conn_->close();
   conn_.reset();
+}
+
+void EventLogReader::stand_down(std::chrono::milliseconds timeout, std::function<void()> done) {
+  standing_down_ = true;
+  if (cfg_.wake_mode == WakeMode::poll || !conn_) return done();
+  auto finished = std::make_shared<bool>(false);
+  auto timer = std::make_shared<asio::steady_timer>(io_, timeout);
+  auto finish = [finished, timer, done = std::move(done)] {
+    if (std::exchange(*finished, true)) return;
+    timer->cancel();
+    done();
+  };
+  timer->async_wait([finish](const asio::error_code& ec) {
+    if (!ec) finish();
+  });
+  conn_->query("SELECT membership_notifier.set_waiting(false)", {}, [finish](PgResult r) {
+    if (!r.ok()) spdlog::warn("could not clear the wake-up mark on stopping: {}", r.error());
+    finish();
+  });
 }
 
 void EventLogReader::connect() {
@@ -556,6 +576,7 @@ void EventLogReader::start_polling() {
 }
 
 void EventLogReader::set_waiting(bool waiting) {
+  if (waiting && standing_down_) return;
   auto conn = conn_;
   conn->query("SELECT membership_notifier.set_waiting($1)",
               {waiting ? "true" : "false"}, [this, conn](PgResult r) {

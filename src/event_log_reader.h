@@ -79,6 +79,10 @@ class EventLogReader {
 
   void start();
   void stop();
+  // Before stop(): says this sidecar waits no more, so that the triggers stop trying to wake it
+  // (a mark left set costs every membership commit a check, and with another sidecar's stale
+  // row, the NOTIFY lock). Calls `done` once answered, or after `timeout`; never re-arms after.
+  void stand_down(std::chrono::milliseconds timeout, std::function<void()> done);
   // Called once the first catch-up after a connect is done (every time it becomes ready).
   void on_ready(ReadyHandler h) { on_ready_ = std::move(h); }
 
@@ -134,6 +138,7 @@ class EventLogReader {
   std::mt19937 rng_;
   int attempt_ = 0;
   bool stopped_ = true;
+  bool standing_down_ = false;
   bool ready_ = false;
   bool reading_ = false;
   bool dirty_ = false;  // woken while a read was in flight: read again after it

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 namespace mn {
@@ -163,12 +164,17 @@ int serve(const Config& cfg_in, const std::function<std::optional<Config>()>& re
     signals.async_wait([&io](const asio::error_code& e, int) {
       if (!e) io.stop();  // a second signal: stop now
     });
-    server.shutdown(1001, "server shutting down", std::chrono::seconds(5), [&] {
+    // Clients are closed while the reader clears its wake-up mark; both, then stop.
+    auto pending = std::make_shared<int>(2);
+    auto finish = [&, pending] {
+      if (--*pending > 0) return;
       reader.stop();
       history.stop();
       janitor.stop();
       io.stop();
-    });
+    };
+    reader.stand_down(std::chrono::seconds(1), finish);
+    server.shutdown(1001, "server shutting down", std::chrono::seconds(5), finish);
   };
   signals.async_wait(on_signal);
 

@@ -4,6 +4,7 @@
 #include "support/notifier_fixture.h"
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 
 using namespace mn::test;
@@ -224,6 +225,19 @@ TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAbov
   EXPECT_EQ(events(*c, 1s).size(), 400u);
   EXPECT_LT(metric(metrics(), "membership_notifier_db_notifications_total") - woken, 200)
       << "polled, not woken by each commit";
+}
+
+// A stopped sidecar must not leave the triggers trying to wake it: SIGTERM clears its mark.
+TEST_F(AdaptiveWakeUp, ASidecarStoppedWhileWaitingLeavesTheTriggersNotWaking) {
+  start_sidecar({"--wake-mode", "adaptive"});
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  ASSERT_EQ(events(*c).size(), 1u);
+  ASSERT_EQ(metric(metrics(), "membership_notifier_fast_path_rows_total"), 1) << "it was waiting";
+  ASSERT_EQ(query("SELECT membership_notifier.waiting()::text")[0][0].as<std::string>(), "true");
+  sidecar().signal(SIGTERM);
+  EXPECT_EQ(sidecar().wait_exit(5s), 0);
+  EXPECT_EQ(query("SELECT membership_notifier.waiting()::text")[0][0].as<std::string>(), "false");
 }
 
 // A stream with a pause in it (an fsync stall, a checkpoint) is one stream: the reads that come
