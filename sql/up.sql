@@ -105,6 +105,11 @@ DO $$ BEGIN
   END IF;
 END $$;
 
+-- Whether a listener row's sidecar is still connected (its backend is in the activity array):
+-- set_waiting() drops the rows of those that are not, and notify_row() wakes only those that are.
+CREATE OR REPLACE FUNCTION membership_notifier.backend_alive(pid integer) RETURNS boolean
+LANGUAGE sql STABLE AS 'SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_get_activity(pid))';
+
 -- A sidecar says whether it waits for a NOTIFY; returns how many wait. Recounts under a lock,
 -- so that sidecars arming and disarming at once leave the right answer; rows of sidecars that
 -- died are dropped first, so a crashed instance does not keep every write notifying. Redefines
@@ -116,8 +121,7 @@ DECLARE
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('membership_notifier.waiting'));
   IF w THEN
-    DELETE FROM membership_notifier.listener l
-     WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid);
+    DELETE FROM membership_notifier.listener l WHERE NOT membership_notifier.backend_alive(l.backend_pid);
   END IF;
   INSERT INTO membership_notifier.listener (backend_pid, waiting) VALUES (pg_backend_pid(), w)
   ON CONFLICT (backend_pid) DO UPDATE SET waiting = w;
@@ -148,8 +152,8 @@ $$;
 -- waiting() says true until some sidecar calls set_waiting() again, also after the last waiting
 -- one stopped or died: then nobody is woken, and a NOTIFY would only make every membership
 -- commit wait its turn for the lock (0.2x the throughput) for as long as no sidecar runs. So
--- this path first looks that a waiting sidecar's backend is still there (pg_stat_get_activity
--- of its pid, tens of microseconds, on a path that takes the NOTIFY lock anyway); the row is
+-- this path first looks that a waiting sidecar's backend is still there (backend_alive(),
+-- tens of microseconds, on a path that takes the NOTIFY lock anyway); the row is
 -- logged either way, and a sidecar that comes back reads it from the log.
 CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -160,12 +164,13 @@ BEGIN
   VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp())
   RETURNING json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
                              (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text INTO payload;
-  IF EXISTS (SELECT FROM membership_notifier.listener w, pg_stat_get_activity(w.backend_pid) a
-              WHERE w.waiting) THEN
+  IF EXISTS (SELECT FROM membership_notifier.listener w
+              WHERE w.waiting AND membership_notifier.backend_alive(w.backend_pid)) THEN
     PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
   END IF;
 END $$;
 REVOKE ALL ON FUNCTION membership_notifier.notify_row("char", text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.backend_alive(integer) FROM PUBLIC;
 
 -- schema.table, quoted where needed, whatever the search_path.
 CREATE OR REPLACE FUNCTION membership_notifier.qualified(t regclass) RETURNS text
