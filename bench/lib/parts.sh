@@ -159,18 +159,19 @@ part_b() {
   # drifts by more than that between rounds. Many short rounds of the configurations that are
   # near it, in rotating order, paired with "none" of the same round, narrow it down.
   B_PAIRED=()
-  for name in "${B_CONFIGS[@]}"; do
-    ((B_PAIR_ROUNDS > 0)) || break
-    [[ ${B_KIND[$name]} == node || $name == notify ]] || B_PAIRED+=("$name")
-  done
-  n=${#B_PAIRED[@]}
-  ((n == 0)) || log "B: $B_PAIR_ROUNDS paired rounds of $B_PAIR_SECS s at $last writers: ${B_PAIRED[*]}"
-  for ((r = 1; n > 0 && r <= B_PAIR_ROUNDS; r++)); do
-    for ((k = 0; k < n; k++)); do
-      name=${B_PAIRED[(k + r - 1) % n]}
-      B_PAIR_TPS[$name,$r]=$(b_pgbench "$name" "$last" "$B_PAIR_SECS" "$OUT/b/$name/pgbench-paired-r$r.log")
+  if ((B_PAIR_ROUNDS > 0)); then
+    for name in "${B_CONFIGS[@]}"; do
+      [[ ${B_KIND[$name]} == node || $name == notify ]] || B_PAIRED+=("$name")
     done
-  done
+    n=${#B_PAIRED[@]}
+    log "B: $B_PAIR_ROUNDS paired rounds of $B_PAIR_SECS s at $last writers: ${B_PAIRED[*]}"
+    for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do
+      for ((k = 0; k < n; k++)); do
+        name=${B_PAIRED[(k + r - 1) % n]}
+        B_PAIR_TPS[$name,$r]=$(b_pgbench "$name" "$last" "$B_PAIR_SECS" "$OUT/b/$name/pgbench-paired-r$r.log")
+      done
+    done
+  fi
 
   # The highest rate: probes ride along with the largest pgbench point, one configuration at a time.
   for name in "${B_CONFIGS[@]}"; do
