@@ -106,9 +106,21 @@ DO $$ BEGIN
 END $$;
 
 -- Whether a listener row's sidecar is still connected (its backend is in the activity array):
--- set_waiting() drops the rows of those that are not, and notify_row() wakes only those that are.
+-- set_waiting() drops the rows of those that are not.
 CREATE OR REPLACE FUNCTION membership_notifier.backend_alive(pid integer) RETURNS boolean
 LANGUAGE sql STABLE AS 'SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_get_activity(pid))';
+
+-- The same question on the writers' path (notify_row(), on_truncate()), where it must be cheap:
+-- a waiting sidecar holds the session advisory lock (this key, its backend pid) from its first
+-- set_waiting(true) until it disconnects, so a shared try on that key fails while it is there.
+-- The try never waits; where it succeeds (the sidecar is gone) the writer holds the shared lock
+-- until its commit, which only a new sidecar that got the same pid would wait for, briefly, when
+-- it arms. A lock-table probe costs about a microsecond here; pg_stat_get_activity() copies every
+-- backend's entry once per transaction: 30 us at max_connections 200, and after a crash that left
+-- the mark set it was in every membership commit (a third of the write throughput).
+CREATE OR REPLACE FUNCTION membership_notifier.listener_gone(pid integer) RETURNS boolean
+LANGUAGE sql VOLATILE AS
+  'SELECT pg_catalog.pg_try_advisory_xact_lock_shared(pg_catalog.hashtext(''membership_notifier.listener''), pid)';
 
 -- A sidecar says whether it waits for a NOTIFY; returns how many wait. Recounts under a lock,
 -- so that sidecars arming and disarming at once leave the right answer; rows of sidecars that
@@ -122,6 +134,8 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('membership_notifier.waiting'));
   IF w THEN
     DELETE FROM membership_notifier.listener l WHERE NOT membership_notifier.backend_alive(l.backend_pid);
+    -- Held until this session ends (see listener_gone()); taking it again only counts up.
+    PERFORM pg_advisory_lock(hashtext('membership_notifier.listener'), pg_backend_pid());
   END IF;
   INSERT INTO membership_notifier.listener (backend_pid, waiting) VALUES (pg_backend_pid(), w)
   ON CONFLICT (backend_pid) DO UPDATE SET waiting = w;
@@ -150,27 +164,31 @@ $$;
 -- Logs one change and wakes the waiting sidecars with it (the triggers' path while one
 -- waits; the usual path, the bare INSERT, is written out in the triggers themselves).
 -- waiting() says true until some sidecar calls set_waiting() again, also after the last waiting
--- one stopped or died: then nobody is woken, and a NOTIFY would only make every membership
--- commit wait its turn for the lock (0.2x the throughput) for as long as no sidecar runs. So
--- this path first looks that a waiting sidecar's backend is still there (backend_alive(),
--- tens of microseconds, on a path that takes the NOTIFY lock anyway); the row is
--- logged either way, and a sidecar that comes back reads it from the log.
+-- one died (a clean stop clears it): then nobody is woken, and a NOTIFY would only make every
+-- membership commit wait its turn for the lock (0.2x the throughput) for as long as no sidecar
+-- runs. So this path first looks that a waiting sidecar is still there (listener_gone()); the
+-- row is logged either way, and a sidecar that comes back reads it from the log.
 CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   payload text;
 BEGIN
+  IF NOT EXISTS (SELECT FROM membership_notifier.listener w
+                  WHERE w.waiting AND NOT membership_notifier.listener_gone(w.backend_pid)) THEN
+    -- Nobody to wake: the bare INSERT of the triggers' usual path, no payload built.
+    INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+    VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp());
+    RETURN;
+  END IF;
   INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
   VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp())
   RETURNING json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
                              (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text INTO payload;
-  IF EXISTS (SELECT FROM membership_notifier.listener w
-              WHERE w.waiting AND membership_notifier.backend_alive(w.backend_pid)) THEN
-    PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
-  END IF;
+  PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
 END $$;
 REVOKE ALL ON FUNCTION membership_notifier.notify_row("char", text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.backend_alive(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.listener_gone(integer) FROM PUBLIC;
 
 -- schema.table, quoted where needed, whatever the search_path.
 CREATE OR REPLACE FUNCTION membership_notifier.qualified(t regclass) RETURNS text
@@ -278,7 +296,8 @@ BEGIN
     LANGUAGE plpgsql SECURITY DEFINER AS $b$
     BEGIN
       INSERT INTO membership_notifier.event_log (op, occurred_at) VALUES ('t', pg_catalog.clock_timestamp());
-      IF %1$s THEN
+      IF %1$s AND EXISTS (SELECT FROM membership_notifier.listener w
+                           WHERE w.waiting AND NOT membership_notifier.listener_gone(w.backend_pid)) THEN
         PERFORM pg_catalog.pg_notify('membership_notifier', '');
       END IF;
       RETURN NULL;

@@ -519,6 +519,9 @@ TEST_F(WakeUp, ASidecarGoneWhileWaitingCostsTheWritersNoNotifyEvenBeforeAnotherO
   EXPECT_EQ(one("SELECT membership_notifier.waiting()::text"), "true") << "though the mark says one does";
   EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log WHERE user_id = 'u2'"), "1")
       << "and the change is in the log for the next sidecar";
+  sql("TRUNCATE channel_members");
+  EXPECT_EQ(seen.drain(watcher), 1) << "a TRUNCATE does not notify either";
+  EXPECT_EQ(one("SELECT count(*) FROM membership_notifier.event_log WHERE op = 't'"), "1");
 }
 
 TEST_F(WakeUp, ASidecarThatDiedWhileWaitingIsForgottenWhenAnotherOneArms) {
