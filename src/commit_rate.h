@@ -39,8 +39,6 @@ class CommitRate {
     return dt <= 0 ? value_ : value_ * std::exp(-dt / tau_s_);
   }
 
-  void reset() { value_ = 0; }
-
  private:
   double tau_s_;
   double value_ = 0;
