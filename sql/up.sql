@@ -103,6 +103,9 @@ DO $$ BEGIN
   IF to_regclass('membership_notifier.waiting_listeners') IS NOT NULL THEN
     DROP SEQUENCE membership_notifier.waiting_listeners;
   END IF;
+  IF to_regprocedure('membership_notifier.listener_gone(integer)') IS NOT NULL THEN
+    DROP FUNCTION membership_notifier.listener_gone(integer);
+  END IF;
 END $$;
 
 -- Whether a listener row's sidecar is still connected (its backend is in the activity array):
@@ -110,17 +113,22 @@ END $$;
 CREATE OR REPLACE FUNCTION membership_notifier.backend_alive(pid integer) RETURNS boolean
 LANGUAGE sql STABLE AS 'SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_get_activity(pid))';
 
--- The same question on the writers' path (notify_row(), on_truncate()), where it must be cheap:
--- a waiting sidecar holds the session advisory lock (this key, its backend pid) from its first
--- set_waiting(true) until it disconnects, so a shared try on that key fails while it is there.
--- The try never waits; where it succeeds (the sidecar is gone) the writer holds the shared lock
--- until its commit, which only a new sidecar that got the same pid would wait for, briefly, when
--- it arms. A lock-table probe costs about a microsecond here; pg_stat_get_activity() copies every
--- backend's entry once per transaction: 30 us at max_connections 200, and after a crash that left
--- the mark set it was in every membership commit (a third of the write throughput).
-CREATE OR REPLACE FUNCTION membership_notifier.listener_gone(pid integer) RETURNS boolean
-LANGUAGE sql VOLATILE AS
-  'SELECT pg_catalog.pg_try_advisory_xact_lock_shared(pg_catalog.hashtext(''membership_notifier.listener''), pid)';
+-- Whether some sidecar waits and is still there: the writers' look before a NOTIFY (notify_row(),
+-- on_truncate()), where it must be cheap. A waiting sidecar holds the session advisory lock (this
+-- key, its backend pid) from its first set_waiting(true) until it disconnects, so a shared try on
+-- that key fails while it is there. The try never waits; where it succeeds (that sidecar is gone)
+-- the writer holds the shared lock until its commit, which only a new sidecar that got the same
+-- pid would wait for, briefly, when it arms. backend_alive() instead reads the activity array,
+-- which pg_stat_get_activity() copies whole once per transaction: 30 us at max_connections 200,
+-- and after a crash that left the mark set, in every membership commit (they kept a third of
+-- their throughput; with the lock, 0.63x).
+CREATE OR REPLACE FUNCTION membership_notifier.sidecar_waits() RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+  SELECT EXISTS (SELECT FROM membership_notifier.listener w
+                  WHERE w.waiting
+                    AND NOT pg_catalog.pg_try_advisory_xact_lock_shared(
+                              pg_catalog.hashtext('membership_notifier.listener'), w.backend_pid))
+$$;
 
 -- A sidecar says whether it waits for a NOTIFY; returns how many wait. Recounts under a lock,
 -- so that sidecars arming and disarming at once leave the right answer; rows of sidecars that
@@ -134,7 +142,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('membership_notifier.waiting'));
   IF w THEN
     DELETE FROM membership_notifier.listener l WHERE NOT membership_notifier.backend_alive(l.backend_pid);
-    -- Held until this session ends (see listener_gone()); taking it again only counts up.
+    -- Held until this session ends (see sidecar_waits()); taking it again only counts up.
     PERFORM pg_advisory_lock(hashtext('membership_notifier.listener'), pg_backend_pid());
   END IF;
   INSERT INTO membership_notifier.listener (backend_pid, waiting) VALUES (pg_backend_pid(), w)
@@ -166,15 +174,14 @@ $$;
 -- waiting() says true until some sidecar calls set_waiting() again, also after the last waiting
 -- one died (a clean stop clears it): then nobody is woken, and a NOTIFY would only make every
 -- membership commit wait its turn for the lock (0.2x the throughput) for as long as no sidecar
--- runs. So this path first looks that a waiting sidecar is still there (listener_gone()); the
+-- runs. So this path first looks that a waiting sidecar is still there (sidecar_waits()); the
 -- row is logged either way, and a sidecar that comes back reads it from the log.
 CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   payload text;
 BEGIN
-  IF NOT EXISTS (SELECT FROM membership_notifier.listener w
-                  WHERE w.waiting AND NOT membership_notifier.listener_gone(w.backend_pid)) THEN
+  IF NOT membership_notifier.sidecar_waits() THEN
     -- Nobody to wake: the bare INSERT of the triggers' usual path, no payload built.
     INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
     VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp());
@@ -188,7 +195,7 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION membership_notifier.notify_row("char", text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.backend_alive(integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION membership_notifier.listener_gone(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.sidecar_waits() FROM PUBLIC;
 
 -- schema.table, quoted where needed, whatever the search_path.
 CREATE OR REPLACE FUNCTION membership_notifier.qualified(t regclass) RETURNS text
@@ -296,8 +303,7 @@ BEGIN
     LANGUAGE plpgsql SECURITY DEFINER AS $b$
     BEGIN
       INSERT INTO membership_notifier.event_log (op, occurred_at) VALUES ('t', pg_catalog.clock_timestamp());
-      IF %1$s AND EXISTS (SELECT FROM membership_notifier.listener w
-                           WHERE w.waiting AND NOT membership_notifier.listener_gone(w.backend_pid)) THEN
+      IF %1$s AND membership_notifier.sidecar_waits() THEN
         PERFORM pg_catalog.pg_notify('membership_notifier', '');
       END IF;
       RETURN NULL;
