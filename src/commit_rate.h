@@ -25,6 +25,18 @@ class CommitRate {
     at_ = now;
   }
 
+  // Events counted now that happened at unknown times since `since` (a read of the log):
+  // spread evenly over that span. Counted as if all came now, a steady rate R read in batches
+  // every d reads R (d/tau) / (1 - exp(-d/tau)) just after each batch: at 1,000/s read every
+  // 20 ms, 1,103/s, always above half of a 2,000/s limit, so a stream there never looked slow
+  // enough to be woken for again. Spread, it reads R; for a span of 0 it is add() above.
+  void add(Clock::time_point now, double events, Clock::time_point since) {
+    const double x = std::max(0.0, std::chrono::duration<double>(now - since).count()) / tau_s_;
+    const double weight = x > 1e-9 ? -std::expm1(-x) / x : 1.0;
+    value_ = per_second(now) + events * weight / tau_s_;
+    at_ = now;
+  }
+
   // A rate known some other way (a burst, below): the estimate reads at least that from now.
   void raise_to(Clock::time_point now, double rate) {
     if (rate > per_second(now)) {

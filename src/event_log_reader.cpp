@@ -414,8 +414,10 @@ void EventLogReader::on_read(PgResult r) {
   make_times_distinct(batch.rows);
   const bool got_rows = !batch.rows.empty();
   // Transactions new to us (those the fast path delivered were counted then).
+  // They committed between the previous read's snapshot and this one's.
   if (auto commits = count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; }))
-    commit_rate_.add(CommitRate::Clock::now(), static_cast<double>(commits));
+    commit_rate_.add(CommitRate::Clock::now(), static_cast<double>(commits), counted_since_.value_or(read_sent_));
+  counted_since_ = read_sent_;
   if (!fast_.empty()) {
     batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
                                     [this](const LogRow& row) {

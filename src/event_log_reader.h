@@ -143,6 +143,7 @@ class EventLogReader {
   bool reading_ = false;
   bool dirty_ = false;  // woken while a read was in flight: read again after it
   std::chrono::steady_clock::time_point read_sent_{};
+  std::optional<std::chrono::steady_clock::time_point> counted_since_;  // the last read's snapshot
   std::string log_id_;
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;
