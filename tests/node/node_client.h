@@ -93,7 +93,10 @@ class NodeClient {
   }
 
   // The next report of `type`; fails the test (and returns an empty object) otherwise.
-  Json expect(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  // 15 s by default: node loading socket.io-client and connecting took over 5 s now and then
+  // while ctest -j2 ran the Postgres suites beside it on 2 cores (a "connect" missed so, never
+  // when the suite ran alone). Only a failing test waits that long.
+  Json expect(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     const auto deadline = Clock::now() + timeout;
     while (auto j = next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()))) {
       // Pings and reconnection attempts are reported, but only asserted on when asked for.
@@ -107,7 +110,7 @@ class NodeClient {
   }
 
   // The next event, which must be `name`; returns its first argument (the data).
-  Json expect_event(const std::string& name, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  Json expect_event(const std::string& name, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     Json e = expect("event", timeout);
     if (e.empty()) return e;
     EXPECT_EQ(e.at("name"), name) << transcript();
