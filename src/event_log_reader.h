@@ -143,7 +143,8 @@ class EventLogReader {
   bool reading_ = false;
   bool dirty_ = false;  // woken while a read was in flight: read again after it
   std::chrono::steady_clock::time_point read_sent_{};
-  std::optional<std::chrono::steady_clock::time_point> counted_since_;  // the last read's snapshot
+  // When the last read was sent (about when its snapshot was taken): this read's commits came after.
+  std::optional<std::chrono::steady_clock::time_point> counted_since_;
   std::string log_id_;
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;
