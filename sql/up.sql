@@ -181,17 +181,13 @@ RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   payload text;
 BEGIN
-  IF NOT membership_notifier.sidecar_waits() THEN
-    -- Nobody to wake: the bare INSERT of the triggers' usual path, no payload built.
-    INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
-    VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp());
-    RETURN;
-  END IF;
   INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
   VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp())
   RETURNING json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
                              (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text INTO payload;
-  PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
+  IF membership_notifier.sidecar_waits() THEN
+    PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
+  END IF;
 END $$;
 REVOKE ALL ON FUNCTION membership_notifier.notify_row("char", text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.backend_alive(integer) FROM PUBLIC;
