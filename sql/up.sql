@@ -174,7 +174,7 @@ $$;
 -- waiting() says true until some sidecar calls set_waiting() again, also after the last waiting
 -- one died (a clean stop clears it): then nobody is woken, and a NOTIFY would only make every
 -- membership commit wait its turn for the lock (0.2x the throughput) for as long as no sidecar
--- runs. So this path first looks that a waiting sidecar is still there (sidecar_waits()); the
+-- runs. So this path NOTIFYs only once it has seen a waiting sidecar still there (sidecar_waits()); the
 -- row is logged either way, and a sidecar that comes back reads it from the log.
 CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
