@@ -45,6 +45,12 @@ class CommitRate {
     }
   }
 
+  // A rate measured some other way replaces the estimate (a burst found over, below).
+  void set(Clock::time_point now, double rate) {
+    value_ = rate;
+    at_ = now;
+  }
+
   double per_second(Clock::time_point now) const {
     if (value_ == 0) return 0;
     double dt = std::chrono::duration<double>(now - at_).count();

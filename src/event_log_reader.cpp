@@ -207,6 +207,7 @@ void EventLogReader::subscribe() {
   // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
   wake_ = Wake::settling;
   armed_at_.reset();
+  burst_spell_since_.reset();
   settle_delay_ = cfg_.busy_poll_interval;
   // A look at the NOTIFY lock sent on the lost connection never answers; after `migrate up`
   // and a reconnect the function may be there now.
@@ -269,7 +270,7 @@ void EventLogReader::on_notification(const std::string& payload) {
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
     // the polling this starts lasts as long as the burst does.
     commit_rate_.raise_to(now, burst);
-    start_polling();
+    start_polling(true);
   }
 }
 
@@ -415,8 +416,10 @@ void EventLogReader::on_read(PgResult r) {
   const bool got_rows = !batch.rows.empty();
   // Transactions new to us (those the fast path delivered were counted then).
   // They committed between the previous read's snapshot and this one's.
-  if (auto commits = count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; }))
+  if (auto commits = count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; })) {
     commit_rate_.add(CommitRate::Clock::now(), static_cast<double>(commits), counted_since_.value_or(read_sent_));
+    burst_spell_commits_ += static_cast<double>(commits);
+  }
   counted_since_ = read_sent_;
   if (!fast_.empty()) {
     batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
@@ -492,11 +495,25 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
     if (wake_ == Wake::settling && !settle(seen)) return;
     return poll_while_armed();
   }
-  const double rate = commit_rate_.per_second(CommitRate::Clock::now());
+  double rate = commit_rate_.per_second(CommitRate::Clock::now());
   const double max_rate = max_notify_rate();
   if (got_rows && wake_ != Wake::draining && rate >= max_rate) start_polling();
   switch (wake_) {
     case Wake::draining:
+      if (burst_spell_since_ && read_sent_ - *burst_spell_since_ >= cfg_.busy_poll_interval) {
+        // The first read since a burst began the spell that spans a busy-poll interval: the
+        // commits it found since then are the rate now. A burst that is over (a writer caught
+        // up) leaves the estimate at that rate, so the NOTIFYs are back within a read; a
+        // stream goes on as measured. (Some of the burst's commits may be in this count, so a
+        // burst over reads high, never low.)
+        const double span = std::chrono::duration<double>(read_sent_ - *burst_spell_since_).count();
+        const double measured = burst_spell_commits_ / span;
+        burst_spell_since_.reset();
+        if (measured < max_rate / 2) {
+          rate = measured;
+          commit_rate_.set(CommitRate::Clock::now(), measured);
+        }
+      }
       // Poll on while commits come faster than half the limit (hysteresis, so a rate near it
       // does not flip the mode at every read); else be woken again. Not on the first read that
       // comes back empty: under a fast stream that is a stall (an fsync, a checkpoint), and
@@ -513,6 +530,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
+      burst_spell_since_.reset();
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling:
@@ -570,9 +588,14 @@ void EventLogReader::check_notify_contention() {
   });
 }
 
-void EventLogReader::start_polling() {
+void EventLogReader::start_polling(bool by_burst) {
   set_waiting(false);
   wake_ = Wake::draining;
+  burst_spell_since_.reset();
+  if (by_burst) {
+    burst_spell_since_ = std::chrono::steady_clock::now();
+    burst_spell_commits_ = 0;
+  }
   contention_seen_ = 0;
   ++stats_.polling_spells;
 }

@@ -40,6 +40,15 @@ TEST(CommitRate, RaisedToAKnownRateItReadsThatAndFadesFromIt) {
   EXPECT_NEAR(r.per_second(t + 100ms), 2500 / std::exp(1.0), 1);
 }
 
+TEST(CommitRate, SetToAMeasuredRateItReadsThatEvenBelowARaisedOneAndFadesFromIt) {
+  CommitRate r;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  r.raise_to(t, 10000);  // a burst
+  r.set(t + 20ms, 150);  // what a read then found
+  EXPECT_DOUBLE_EQ(r.per_second(t + 20ms), 150);
+  EXPECT_NEAR(r.per_second(t + 120ms), 150 / std::exp(1.0), 0.01);
+}
+
 // What the adaptive reader sees while it polls: each read counts the commits since the last one.
 // Counted as if they all came at the read, 1,000/s read every 20 ms looked like 1,103/s, above
 // half the 2,000/s limit at every read, so such a stream stayed polled (p50 12 ms instead of

@@ -227,6 +227,35 @@ TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAbov
       << "polled, not woken by each commit";
 }
 
+// A writer catching up (a few dozen commits back to back, then its usual pace) is a burst by the
+// rule that stops the NOTIFYs at once. It must stop them only until a read finds the burst over:
+// the slow changes after it are woken for again, not left to polling while the burst's rate fades
+// from the estimate (a quarter of a second from 10,000/s; in one bench run, 14 of 1,200 changes
+// waited 13-20 ms, a low-rate p99 of 13.86 ms).
+TEST_F(AdaptiveWakeUp, ABurstOfAFewDozenCommitsStopsTheWakeUpsOnlyUntilAReadFindsItOver) {
+  start_sidecar({"--wake-mode", "adaptive"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);
+  sql("DO $$ BEGIN FOR i IN 1..25 LOOP INSERT INTO channel_members VALUES ('burst' || i, 'u1'); COMMIT;"
+      " END LOOP; END $$");
+  std::this_thread::sleep_for(150ms);
+  const std::string before = metrics();
+  ASSERT_EQ(metric(before, "membership_notifier_polling_spells_total"), 1) << "the burst stopped the wake-ups\n"
+                                                                             << before;
+  for (int i = 0; i < 5; ++i) {  // 10 per second
+    if (i) std::this_thread::sleep_for(100ms);
+    sql("INSERT INTO channel_members VALUES ('after" + std::to_string(i) + "', 'u1')");
+  }
+  EXPECT_EQ(events(*c).size(), 30u);
+  const std::string after = metrics();
+  EXPECT_EQ(metric(after, "membership_notifier_fast_path_rows_total") -
+                metric(before, "membership_notifier_fast_path_rows_total"),
+            5)
+      << "each change after the burst went out from its wake-up\n"
+      << after;
+  EXPECT_EQ(metric(after, "membership_notifier_polling_spells_total"), 1) << after;
+}
+
 // A stopped sidecar must not leave the triggers trying to wake it: SIGTERM clears its mark.
 TEST_F(AdaptiveWakeUp, ASidecarStoppedWhileWaitingLeavesTheTriggersNotWaking) {
   start_sidecar({"--wake-mode", "adaptive"});
