@@ -270,7 +270,7 @@ void EventLogReader::on_notification(const std::string& payload) {
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
     // the polling this starts lasts as long as the burst does.
     commit_rate_.raise_to(now, burst);
-    start_polling(true);
+    start_polling("a burst", true);
   }
 }
 
@@ -326,7 +326,7 @@ bool EventLogReader::deliver_fast(LogRow row) {
   if (cfg_.wake_mode == WakeMode::adaptive &&
       commit_rate_.per_second(CommitRate::Clock::now()) >= max_notify_rate()) {
     // Commits come too fast to be worth a NOTIFY each: stop being woken, poll instead.
-    start_polling();
+    start_polling("the rate limit");
   }
   check_notify_contention();
   // The log is still read after it, soon rather than at once (on_read schedules it when a
@@ -497,7 +497,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
   }
   double rate = commit_rate_.per_second(CommitRate::Clock::now());
   const double max_rate = max_notify_rate();
-  if (got_rows && wake_ != Wake::draining && rate >= max_rate) start_polling();
+  if (got_rows && wake_ != Wake::draining && rate >= max_rate) start_polling("the rate limit");
   switch (wake_) {
     case Wake::draining:
       if (burst_spell_since_ && read_sent_ - *burst_spell_since_ >= cfg_.busy_poll_interval) {
@@ -527,6 +527,9 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
         contended_rate_ *= 2;
         if (contended_rate_ >= cfg_.adaptive_notify_max_rate) contended_rate_ = 0;
       }
+      spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately)",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - spell_started_).count(),
+                    rate);
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
@@ -534,6 +537,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling:
+      check_notify_contention();
       if (!settle(seen)) return;
       return poll_while_armed();
     case Wake::armed:
@@ -552,7 +556,9 @@ double EventLogReader::max_notify_rate() const {
 // time at 500/s, below the default limit: without this check adaptive mode would keep
 // serialising every commit of a busy application.
 void EventLogReader::check_notify_contention() {
-  if (cfg_.wake_mode != WakeMode::adaptive || wake_ != Wake::armed || !contention_check_works_ ||
+  // Settling too: the triggers notify from the arm on, and settling can last as long as any
+  // transaction that was open at the arm (anywhere in the cluster) stays open.
+  if (cfg_.wake_mode != WakeMode::adaptive || wake_ == Wake::draining || !contention_check_works_ ||
       contention_check_out_ || !conn_)
     return;
   const auto now = std::chrono::steady_clock::now();
@@ -575,7 +581,7 @@ void EventLogReader::check_notify_contention() {
     // A queue now and then is a chance meeting; one at every look, for kContentionChecks
     // looks in a row, is commits taking turns.
     contention_seen_ = waiters >= 2 ? contention_seen_ + 1 : 0;
-    if (contention_seen_ < kContentionChecks || wake_ != Wake::armed) return;
+    if (contention_seen_ < kContentionChecks || wake_ == Wake::draining) return;
     contention_seen_ = 0;
     contended_at_ = std::chrono::steady_clock::now();
     const double rate = commit_rate_.per_second(contended_at_);
@@ -583,14 +589,17 @@ void EventLogReader::check_notify_contention() {
     ++stats_.notify_contention;
     spdlog::info("commits queue on the NOTIFY lock ({} waiting) at {:.0f} commits/s: polling from "
                  "that rate on", waiters, rate);
-    start_polling();
+    start_polling("commits queueing on the NOTIFY lock");
     if (!reading_) schedule_poll(cfg_.busy_poll_interval);
   });
 }
 
-void EventLogReader::start_polling(bool by_burst) {
+void EventLogReader::start_polling(const char* why, bool by_burst) {
   set_waiting(false);
   wake_ = Wake::draining;
+  spell_started_ = std::chrono::steady_clock::now();
+  spdlog::debug("polling instead of being woken: {} ({:.0f} commits/s lately)", why,
+                commit_rate_.per_second(spell_started_));
   burst_spell_since_.reset();
   if (by_burst) {
     burst_spell_since_ = std::chrono::steady_clock::now();

@@ -124,7 +124,8 @@ class EventLogReader {
   void poll_while_armed();
   void adapt(bool got_rows, const PgSnapshot& seen);
   void set_waiting(bool waiting);
-  void start_polling(bool by_burst = false);
+  // Stops the wake-ups; `why` is logged (debug), `by_burst` see burst_spell_since_.
+  void start_polling(const char* why, bool by_burst = false);
   double max_notify_rate() const;
   void check_notify_contention();
 
@@ -175,6 +176,7 @@ class EventLogReader {
   // burst (a writer catching up) from the start of a stream; until then the estimate holds the
   // burst's rate, which would take hundreds of milliseconds to fade.
   std::optional<std::chrono::steady_clock::time_point> burst_spell_since_;
+  std::chrono::steady_clock::time_point spell_started_{};
   double burst_spell_commits_ = 0;
 
   // Adaptive mode: the commit rate at which commits were last seen queueing on the NOTIFY
