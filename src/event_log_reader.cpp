@@ -18,8 +18,12 @@ constexpr size_t kMaxHeld = 4096;
 // fewer reads (at 1000 changes/s a read every 2 ms took PostgreSQL ~40% of a core here).
 constexpr std::chrono::milliseconds kFastReadAfter{20};
 // While woken by every commit, how often to look for commits queueing on the NOTIFY lock, and
-// from what commit rate on (below it, two commits rarely meet).
+// from what commit rate on (below it, two commits rarely meet). Once a look finds a queue, the
+// next ones come sooner: every look in between is another round of commits taken one at a time
+// (on a disk whose flush took 3 ms, 16 writers lost 5% of a 3 s run while three looks 50 ms
+// apart confirmed the queue).
 constexpr std::chrono::milliseconds kContentionCheckEvery{50};
+constexpr std::chrono::milliseconds kContentionConfirmEvery{10};
 constexpr double kContentionMinRate = 20;
 constexpr int kContentionChecks = 3;
 constexpr std::chrono::seconds kContentionMemory{60};
@@ -562,7 +566,7 @@ void EventLogReader::check_notify_contention() {
       contention_check_out_ || !conn_)
     return;
   const auto now = std::chrono::steady_clock::now();
-  if (now - contention_checked_ < kContentionCheckEvery) return;
+  if (now - contention_checked_ < (contention_seen_ > 0 ? kContentionConfirmEvery : kContentionCheckEvery)) return;
   if (commit_rate_.per_second(now) < kContentionMinRate) return;
   contention_checked_ = now;
   contention_check_out_ = true;
