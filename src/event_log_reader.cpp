@@ -211,7 +211,7 @@ void EventLogReader::subscribe() {
   // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
   wake_ = Wake::settling;
   armed_at_.reset();
-  burst_spell_since_.reset();
+  burst_unconfirmed_ = false;
   settle_delay_ = cfg_.busy_poll_interval;
   // A look at the NOTIFY lock sent on the lost connection never answers; after `migrate up`
   // and a reconnect the function may be there now.
@@ -272,7 +272,8 @@ void EventLogReader::on_notification(const std::string& payload) {
       CommitBurst::starts(burst, commit_rate_.per_second(now), max_notify_rate())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
-    // the polling this starts lasts as long as the burst does.
+    // the polling this starts lasts as long as the burst does, or until the first read that
+    // spans a busy-poll interval finds it over (adapt()).
     commit_rate_.raise_to(now, burst);
     start_polling("a burst", true);
   }
@@ -422,7 +423,7 @@ void EventLogReader::on_read(PgResult r) {
   // They committed between the previous read's snapshot and this one's.
   if (auto commits = count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; })) {
     commit_rate_.add(CommitRate::Clock::now(), static_cast<double>(commits), counted_since_.value_or(read_sent_));
-    burst_spell_commits_ += static_cast<double>(commits);
+    spell_commits_ += static_cast<double>(commits);
   }
   counted_since_ = read_sent_;
   if (!fast_.empty()) {
@@ -504,15 +505,15 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
   if (got_rows && wake_ != Wake::draining && rate >= max_rate) start_polling("the rate limit");
   switch (wake_) {
     case Wake::draining:
-      if (burst_spell_since_ && read_sent_ - *burst_spell_since_ >= cfg_.busy_poll_interval) {
+      if (burst_unconfirmed_ && read_sent_ - spell_started_ >= cfg_.busy_poll_interval) {
         // The first read since a burst began the spell that spans a busy-poll interval: the
         // commits it found since then are the rate now. A burst that is over (a writer caught
         // up) leaves the estimate at that rate, so the NOTIFYs are back within a read; a
         // stream goes on as measured. (Some of the burst's commits may be in this count, so a
         // burst over reads high, never low.)
-        const double span = std::chrono::duration<double>(read_sent_ - *burst_spell_since_).count();
-        const double measured = burst_spell_commits_ / span;
-        burst_spell_since_.reset();
+        const double span = std::chrono::duration<double>(read_sent_ - spell_started_).count();
+        const double measured = spell_commits_ / span;
+        burst_unconfirmed_ = false;
         if (measured < max_rate / 2) {
           rate = measured;
           commit_rate_.set(CommitRate::Clock::now(), measured);
@@ -537,7 +538,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
-      burst_spell_since_.reset();
+      burst_unconfirmed_ = false;
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling:
@@ -602,13 +603,10 @@ void EventLogReader::start_polling(const char* why, bool by_burst) {
   set_waiting(false);
   wake_ = Wake::draining;
   spell_started_ = std::chrono::steady_clock::now();
+  spell_commits_ = 0;
+  burst_unconfirmed_ = by_burst;
   spdlog::debug("polling instead of being woken: {} ({:.0f} commits/s lately)", why,
                 commit_rate_.per_second(spell_started_));
-  burst_spell_since_.reset();
-  if (by_burst) {
-    burst_spell_since_ = std::chrono::steady_clock::now();
-    burst_spell_commits_ = 0;
-  }
   contention_seen_ = 0;
   ++stats_.polling_spells;
 }

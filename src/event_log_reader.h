@@ -124,7 +124,7 @@ class EventLogReader {
   void poll_while_armed();
   void adapt(bool got_rows, const PgSnapshot& seen);
   void set_waiting(bool waiting);
-  // Stops the wake-ups; `why` is logged (debug), `by_burst` see burst_spell_since_.
+  // Stops the wake-ups; `why` is logged (debug), `by_burst`: see burst_unconfirmed_.
   void start_polling(const char* why, bool by_burst = false);
   double max_notify_rate() const;
   void check_notify_contention();
@@ -171,13 +171,13 @@ class EventLogReader {
   CommitRate commit_rate_;          // transactions with membership changes per second, lately
   CommitBurst commit_burst_;        // ... over the last few wake-ups' transactions
   uint64_t last_woken_xid_ = 0;
-  // A polling spell begun by a burst (CommitBurst), not by the measured rate: since when, and the
-  // commits reads have counted since. The first read a busy-poll interval on tells a passing
-  // burst (a writer catching up) from the start of a stream; until then the estimate holds the
-  // burst's rate, which would take hundreds of milliseconds to fade.
-  std::optional<std::chrono::steady_clock::time_point> burst_spell_since_;
+  // The polling spell (draining): when it began, and the commits reads have counted since.
   std::chrono::steady_clock::time_point spell_started_{};
-  double burst_spell_commits_ = 0;
+  double spell_commits_ = 0;
+  // It was begun by a burst (CommitBurst), not by the measured rate, and no read has yet told a
+  // passing burst (a writer catching up) from the start of a stream. Until one does, the estimate
+  // holds the burst's rate, which takes hundreds of milliseconds to fade.
+  bool burst_unconfirmed_ = false;
 
   // Adaptive mode: the commit rate at which commits were last seen queueing on the NOTIFY
   // lock. The disk decides it (the lock is held through each WAL flush), not the flag's limit:
