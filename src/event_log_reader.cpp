@@ -466,11 +466,12 @@ void EventLogReader::on_read(PgResult r) {
 //    at poll_interval as a safety net, for as long as commits come slower than
 //    adaptive_notify_max_rate per second;
 //  - draining: no longer waiting, reading every busy_poll_interval while commits come faster
-//    than half that;
+//    than half that (a spell begun by a burst: until a read finds the burst over);
 //  - settling: waiting again. A transaction whose trigger looked before the arm committed
 //    notifies no one, but it already had its xid then, so it is in the in-progress list of
 //    the first read after arming (`armed_at`) or visible to it. Reading on, with backoff,
-//    until none of those is still running closes that gap.
+//    until none of those is still running closes that gap. Any open transaction with an xid
+//    keeps it here, so whatever stops the NOTIFYs while armed must work here too.
 bool EventLogReader::settled(const PgSnapshot& seen) {
   if (!armed_at_) armed_at_ = seen;
   return std::none_of(armed_at_->xip.begin(), armed_at_->xip.end(), [&seen](uint64_t x) {
