@@ -45,7 +45,8 @@ class CommitRate {
     }
   }
 
-  // A rate measured some other way replaces the estimate (a burst found over, below).
+  // A rate measured some other way replaces the estimate, also a higher one raise_to() set (the
+  // adaptive reader: a burst that a read found over).
   void set(Clock::time_point now, double rate) {
     value_ = rate;
     at_ = now;
