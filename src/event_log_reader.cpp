@@ -211,7 +211,6 @@ void EventLogReader::subscribe() {
   // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
   wake_ = Wake::settling;
   armed_at_.reset();
-  burst_unconfirmed_ = false;
   settle_delay_ = cfg_.busy_poll_interval;
   // A look at the NOTIFY lock sent on the lost connection never answers; after `migrate up`
   // and a reconnect the function may be there now.
@@ -539,7 +538,6 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
-      burst_unconfirmed_ = false;
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling:

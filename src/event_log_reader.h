@@ -176,7 +176,8 @@ class EventLogReader {
   double spell_commits_ = 0;
   // It was begun by a burst (CommitBurst), not by the measured rate, and no read has yet told a
   // passing burst (a writer catching up) from the start of a stream. Until one does, the estimate
-  // holds the burst's rate, which takes hundreds of milliseconds to fade.
+  // holds the burst's rate, which takes hundreds of milliseconds to fade. Read only while
+  // draining, and set by start_polling(), the only way in.
   bool burst_unconfirmed_ = false;
 
   // Adaptive mode: the commit rate at which commits were last seen queueing on the NOTIFY
