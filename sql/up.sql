@@ -169,6 +169,26 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
    WHERE a.wait_event_type = 'Lock' AND a.wait_event = 'object'
 $$;
 
+-- Of these transaction ids (the ones running when a sidecar armed), those of sessions and prepared
+-- transactions in other databases of the cluster. They cannot write this database's log, so
+-- the sidecar need not wait for them before it trusts its wake-ups (settling,
+-- event_log_reader.cpp): transaction ids are cluster-wide, and one left open in another database
+-- kept the fast path shut for as long as it stayed open. Only ids seen in another database are
+-- returned; one it cannot place is waited for, as before. Ids match by their low 32 bits
+-- (pg_stat_activity and pg_prepared_xacts show xid, not xid8), which is exact for transactions
+-- still running. SECURITY DEFINER like notify_lock_waiters().
+CREATE OR REPLACE FUNCTION membership_notifier.other_databases_xids(xids xid8[]) RETURNS xid8[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(array_agg(x), '{}') FROM unnest(xids) x
+   WHERE x::text::bigint % 4294967296 IN (
+           -- No database (a background process): it cannot write a table either.
+           SELECT a.backend_xid::text::bigint FROM pg_stat_get_activity(NULL) a
+            WHERE a.backend_xid IS NOT NULL
+              AND a.datid IS DISTINCT FROM (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+           UNION ALL
+           SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database())
+$$;
+
 -- Logs one change and wakes the waiting sidecars with it (the triggers' path while one
 -- waits; the usual path, the bare INSERT, is written out in the triggers themselves).
 -- waiting() says true until some sidecar calls set_waiting() again, also after the last waiting
@@ -391,6 +411,7 @@ BEGIN
   EXECUTE format('GRANT SELECT ON membership_notifier.event_log, membership_notifier.settings TO %I', role_name);
   EXECUTE format('GRANT EXECUTE ON FUNCTION membership_notifier.set_waiting(boolean), '
                  'membership_notifier.notify_lock_waiters(), '
+                 'membership_notifier.other_databases_xids(xid8[]), '
                  'membership_notifier.prune(interval, integer), '
                  'membership_notifier.xtype_expr(text, text, text, regclass, text) TO %I', role_name);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
@@ -405,6 +426,7 @@ REVOKE ALL ON FUNCTION membership_notifier.grant_sidecar(name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.prune(interval, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.set_waiting(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION membership_notifier.notify_lock_waiters() FROM PUBLIC;
+REVOKE ALL ON FUNCTION membership_notifier.other_databases_xids(xid8[]) FROM PUBLIC;
 
 -- Apply the mapping: explicit settings win, then what an earlier run stored, then defaults.
 DO $apply$

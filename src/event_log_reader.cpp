@@ -211,12 +211,14 @@ void EventLogReader::subscribe() {
   // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
   wake_ = Wake::settling;
   armed_at_.reset();
+  ++arms_;
   settle_delay_ = cfg_.busy_poll_interval;
   // A look at the NOTIFY lock sent on the lost connection never answers; after `migrate up`
   // and a reconnect the function may be there now.
   contention_check_out_ = false;
   contention_seen_ = 0;
   contention_check_works_ = true;
+  other_databases_check_works_ = true;
   fast_.clear();
   fast_times_.clear();
   fast_cursor_.reset();
@@ -469,13 +471,49 @@ void EventLogReader::on_read(PgResult r) {
 //  - settling: waiting again. A transaction whose trigger looked before the arm committed
 //    notifies no one, but it already had its xid then, so it is in the in-progress list of
 //    the first read after arming (`armed_at`) or visible to it. Reading on, with backoff,
-//    until none of those is still running closes that gap. Any open transaction with an xid
-//    keeps it here, so whatever stops the NOTIFYs while armed must work here too.
+//    until none of those is still running closes that gap. Any open transaction with an xid in
+//    this database keeps it here (other databases' are left out: leave_out_other_databases()),
+//    so whatever stops the NOTIFYs while armed must work here too.
 bool EventLogReader::settled(const PgSnapshot& seen) {
-  if (!armed_at_) armed_at_ = seen;
+  if (!armed_at_) {
+    armed_at_ = seen;
+    leave_out_other_databases();
+  }
   return std::none_of(armed_at_->xip.begin(), armed_at_->xip.end(), [&seen](uint64_t x) {
     return std::binary_search(seen.xip.begin(), seen.xip.end(), x);
   });
+}
+
+// Transaction ids are cluster-wide, so the arm's list holds transactions of every database,
+// and one left open anywhere kept the fast path shut for as long as it stayed open (every change
+// then went out after a read on its wake-up: p50/p99 0.40/1.13 ms instead of 0.18/0.68 at 100
+// changes/s). Only this database's can have logged a change, so the others are dropped from
+// the list. Asked once per arm, after its first read; the answer comes before the next read
+// (queries run in order), so that read settles without them.
+void EventLogReader::leave_out_other_databases() {
+  if (armed_at_->xip.empty() || !other_databases_check_works_ || !conn_) return;
+  std::string xids = "{";
+  for (size_t i = 0; i < armed_at_->xip.size(); ++i) xids += (i ? "," : "") + std::to_string(armed_at_->xip[i]);
+  xids += "}";
+  auto conn = conn_;
+  conn->query("SELECT unnest(membership_notifier.other_databases_xids($1::xid8[]))::text", {xids},
+              [this, conn, arm = arms_](PgResult r) {
+                if (conn != conn_) return;
+                if (!r.ok()) {
+                  // A schema from before the function: wait for every database's, as then.
+                  other_databases_check_works_ = false;
+                  spdlog::warn("cannot tell this database's running transactions from other databases' ({}); "
+                               "run `migrate up`", r.error());
+                  return;
+                }
+                if (arm != arms_ || !armed_at_) return;  // re-armed since: its own list is asked for
+                auto& xip = armed_at_->xip;
+                for (int i = 0; i < r.rows(); ++i) {
+                  uint64_t x = 0;
+                  if (r.is_null(i, 0) || !parse_int(r.get(i, 0), x)) continue;
+                  xip.erase(std::remove(xip.begin(), xip.end(), x), xip.end());
+                }
+              });
 }
 
 bool EventLogReader::settle(const PgSnapshot& seen) {
@@ -538,6 +576,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       set_waiting(true);
       wake_ = Wake::settling;
       armed_at_.reset();
+      ++arms_;
       settle_delay_ = cfg_.busy_poll_interval;
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling:

@@ -119,6 +119,8 @@ class EventLogReader {
   std::chrono::milliseconds fast_read_after() const;
   void forget_fast_rows_read();
   bool settled(const PgSnapshot& seen);
+  // Drops from the arm's list (armed_at_) the transactions of other databases.
+  void leave_out_other_databases();
   // Armed once settled; else schedules the next settling read. True when armed.
   bool settle(const PgSnapshot& seen);
   void poll_while_armed();
@@ -151,6 +153,8 @@ class EventLogReader {
   bool pending_reset_ = false;
   enum class Wake { armed, draining, settling } wake_ = Wake::settling;
   std::optional<PgSnapshot> armed_at_;
+  uint64_t arms_ = 0;  // counts arms, so that an answer about an earlier one's list is dropped
+  bool other_databases_check_works_ = true;  // false on a schema without the function
   std::chrono::milliseconds settle_delay_{2};
   ReaderStats stats_;
 

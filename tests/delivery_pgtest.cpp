@@ -256,6 +256,40 @@ TEST_F(AdaptiveWakeUp, ABurstOfAFewDozenCommitsStopsTheWakeUpsOnlyUntilAReadFind
   EXPECT_EQ(metric(after, "membership_notifier_polling_spells_total"), 1) << after;
 }
 
+// After an arm the fast path waits until every transaction that may have looked before it has
+// ended (settling). One whose trigger looked before, in this database, logged its change without
+// a NOTIFY: a change committed after it must not go out from its wake-up ahead of it.
+TEST_F(AdaptiveWakeUp, AChangeLoggedBeforeTheArmIsNotOvertakenByOneWokenForAfterIt) {
+  pqxx::connection early_conn{conninfo()};
+  pqxx::work early{early_conn};
+  early.exec("INSERT INTO channel_members VALUES ('before-arm', 'u1')");  // no sidecar waits: no NOTIFY
+  start_sidecar({"--wake-mode", "adaptive"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);  // armed, settling behind `early`
+  early.commit();
+  sql("INSERT INTO channel_members VALUES ('after-arm', 'u1')");
+  EXPECT_EQ(events(*c), (Events{"joined before-arm u1", "joined after-arm u1"}));
+}
+
+// Transaction ids are cluster-wide, but one open in another database cannot log a change here:
+// it must not keep the fast path shut. It did, for as long as it stayed open (every change then
+// went out after a read on its wake-up).
+TEST_F(AdaptiveWakeUp, ATransactionLeftOpenInAnotherDatabaseDoesNotKeepChangesFromGoingOutFromTheirWakeUps) {
+  pqxx::connection other{pg().conninfo("postgres")};
+  pqxx::work open{other};
+  open.exec("SELECT pg_current_xact_id()");
+  start_sidecar({"--wake-mode", "adaptive"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 5; ++i) {  // 10 per second
+    if (i) std::this_thread::sleep_for(100ms);
+    sql("INSERT INTO channel_members VALUES ('c" + std::to_string(i) + "', 'u1')");
+  }
+  EXPECT_EQ(events(*c).size(), 5u);
+  const std::string m = metrics();
+  EXPECT_EQ(metric(m, "membership_notifier_fast_path_rows_total"), 5) << m;
+}
+
 // A stopped sidecar must not leave the triggers trying to wake it: SIGTERM clears its mark.
 TEST_F(AdaptiveWakeUp, ASidecarStoppedWhileWaitingLeavesTheTriggersNotWaking) {
   start_sidecar({"--wake-mode", "adaptive"});

@@ -214,12 +214,21 @@ TEST_P(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPrun
   ASSERT_EQ(privileges.size(), 1u);
   EXPECT_EQ(privileges[0][0].as<std::string>(), "SELECT");
   {
-    // Adaptive mode's look at the NOTIFY lock's queue (it runs only under load, so say it here).
+    // Adaptive mode's look at the NOTIFY lock's queue (it runs only under load, so say it here),
+    // and the question it asks after an arm while transactions run (other databases' ids).
     pqxx::connection ro{conninfo() + " user=notifier_ro"};
     pqxx::nontransaction tx{ro};
     int waiters = -1;
     EXPECT_NO_THROW(waiters = tx.exec("SELECT membership_notifier.notify_lock_waiters()")[0][0].as<int>());
     EXPECT_GE(waiters, 0);
+    pqxx::connection other{pg().conninfo("postgres")};
+    pqxx::work open{other};
+    const auto elsewhere = open.exec("SELECT pg_current_xact_id()::text")[0][0].as<std::string>();
+    std::string answer;
+    EXPECT_NO_THROW(answer = tx.exec("SELECT membership_notifier.other_databases_xids("
+                                     "ARRAY[pg_current_xact_id(), '" + elsewhere + "'::xid8])::text")[0][0]
+                                 .as<std::string>());
+    EXPECT_EQ(answer, "{" + elsewhere + "}") << "this database's own transaction is not another database's";
   }
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   sidecar().signal(SIGTERM);
