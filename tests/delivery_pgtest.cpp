@@ -290,6 +290,21 @@ TEST_F(AdaptiveWakeUp, ATransactionLeftOpenInAnotherDatabaseDoesNotKeepChangesFr
   EXPECT_EQ(metric(m, "membership_notifier_fast_path_rows_total"), 5) << m;
 }
 
+// A schema from before other_databases_xids(): the sidecar waits for every database's
+// transactions, as it did then, delivers all the same, and says what to run.
+TEST_F(AdaptiveWakeUp, ASchemaWithoutTheOtherDatabasesCheckStillDeliversAndSaysToMigrate) {
+  sql("DROP FUNCTION membership_notifier.other_databases_xids(xid8[])");
+  pqxx::connection other{pg().conninfo("postgres")};
+  pqxx::work open{other};
+  open.exec("SELECT pg_current_xact_id()");
+  start_sidecar({"--wake-mode", "adaptive"});
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  EXPECT_EQ(events(*c), (Events{"joined c1 u1"}));
+  EXPECT_TRUE(sidecar().wait_for_log("run `migrate up`")) << sidecar().log();
+  EXPECT_EQ(metric(metrics(), "membership_notifier_fast_path_rows_total"), 0) << "still settling behind it";
+}
+
 // A stopped sidecar must not leave the triggers trying to wake it: SIGTERM clears its mark.
 TEST_F(AdaptiveWakeUp, ASidecarStoppedWhileWaitingLeavesTheTriggersNotWaking) {
   start_sidecar({"--wake-mode", "adaptive"});
