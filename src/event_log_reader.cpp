@@ -40,6 +40,13 @@ bool parse_int(std::string_view s, T& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+// Transaction ids as a PostgreSQL array literal, for a $n::xid8[] parameter.
+std::string xid_array(const std::vector<uint64_t>& xids) {
+  std::string out = "{";
+  for (size_t i = 0; i < xids.size(); ++i) out += (i ? "," : "") + std::to_string(xids[i]);
+  return out + "}";
+}
+
 }  // namespace
 
 const char* EventLogReader::read_sql() {
@@ -85,9 +92,7 @@ const char* EventLogReader::session_sql() {
 }
 
 PgConnection::Params EventLogReader::read_params(const PgSnapshot& since) {
-  std::string xip = "{";
-  for (size_t i = 0; i < since.xip.size(); ++i) xip += (i ? "," : "") + std::to_string(since.xip[i]);
-  return {std::to_string(since.xmax), xip + "}", std::to_string(since.xmin)};
+  return {std::to_string(since.xmax), xid_array(since.xip), std::to_string(since.xmin)};
 }
 
 std::optional<LogRow> EventLogReader::parse_row(const PgResult& r, int i) {
@@ -209,10 +214,7 @@ void EventLogReader::subscribe() {
   });
   // Queued after LISTEN: whatever commits from here on either is in this read or wakes us.
   // (Registered as waiting: in adaptive mode that is an arm, so settle like after one.)
-  wake_ = Wake::settling;
-  armed_at_.reset();
-  ++arms_;
-  settle_delay_ = cfg_.busy_poll_interval;
+  start_settling();
   // A look at the NOTIFY lock sent on the lost connection never answers; after `migrate up`
   // and a reconnect the function may be there now.
   contention_check_out_ = false;
@@ -492,11 +494,8 @@ bool EventLogReader::settled(const PgSnapshot& seen) {
 // (queries run in order), so that read settles without them.
 void EventLogReader::leave_out_other_databases() {
   if (armed_at_->xip.empty() || !other_databases_check_works_ || !conn_) return;
-  std::string xids = "{";
-  for (size_t i = 0; i < armed_at_->xip.size(); ++i) xids += (i ? "," : "") + std::to_string(armed_at_->xip[i]);
-  xids += "}";
   auto conn = conn_;
-  conn->query("SELECT unnest(membership_notifier.other_databases_xids($1::xid8[]))::text", {xids},
+  conn->query("SELECT unnest(membership_notifier.other_databases_xids($1::xid8[]))::text", {xid_array(armed_at_->xip)},
               [this, conn, arm = arms_](PgResult r) {
                 if (conn != conn_) return;
                 if (!r.ok()) {
@@ -514,6 +513,13 @@ void EventLogReader::leave_out_other_databases() {
                   xip.erase(std::remove(xip.begin(), xip.end(), x), xip.end());
                 }
               });
+}
+
+void EventLogReader::start_settling() {
+  wake_ = Wake::settling;
+  armed_at_.reset();  // taken from the next read
+  ++arms_;
+  settle_delay_ = cfg_.busy_poll_interval;
 }
 
 bool EventLogReader::settle(const PgSnapshot& seen) {
@@ -574,10 +580,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - spell_started_).count(),
                     rate);
       set_waiting(true);
-      wake_ = Wake::settling;
-      armed_at_.reset();
-      ++arms_;
-      settle_delay_ = cfg_.busy_poll_interval;
+      start_settling();
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
     case Wake::settling:
       check_notify_contention();
@@ -600,7 +603,7 @@ double EventLogReader::max_notify_rate() const {
 // serialising every commit of a busy application.
 void EventLogReader::check_notify_contention() {
   // Settling too: the triggers notify from the arm on, and settling can last as long as any
-  // transaction that was open at the arm (anywhere in the cluster) stays open.
+  // transaction that was open at the arm (in this database) stays open.
   if (cfg_.wake_mode != WakeMode::adaptive || wake_ == Wake::draining || !contention_check_works_ ||
       contention_check_out_ || !conn_)
     return;

@@ -121,6 +121,8 @@ class EventLogReader {
   bool settled(const PgSnapshot& seen);
   // Drops from the arm's list (armed_at_) the transactions of other databases.
   void leave_out_other_databases();
+  // Just armed (waiting): settle from the next read on.
+  void start_settling();
   // Armed once settled; else schedules the next settling read. True when armed.
   bool settle(const PgSnapshot& seen);
   void poll_while_armed();
