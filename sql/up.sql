@@ -371,6 +371,15 @@ END $install$;
 -- Prunes log rows older than max_age, a batch at a time, from one sidecar at a time. Deleting
 -- old rows takes no lock that the application's inserts wait for. Returns rows deleted, or -1
 -- when another session is already pruning.
+-- It looks only at the oldest `batch` rows by the key, through its index, and deletes those of
+-- them that are older than max_age. It used to ask for rows older than max_age in key order:
+-- occurred_at has no index (one would cost every application write), so whenever fewer than a
+-- batch were old, which is every run but a backlog's last, that read the whole log to find them
+-- (0.4 s at 2 million rows, once a minute, on the application's database). Key order is
+-- logging order but for a transaction that logs long after it took its id: its rows can be
+-- young at the head while rows logged before them, behind them in key order, are old. Those wait
+-- (only a batch of them per run) until the young ones age too: no longer than that transaction
+-- held its id before logging.
 -- SECURITY DEFINER: the sidecar's role needs EXECUTE on this, not DELETE on the log.
 CREATE OR REPLACE FUNCTION membership_notifier.prune(max_age interval, batch integer DEFAULT 10000)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -381,10 +390,10 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtext('membership_notifier.prune')) THEN
     RETURN -1;
   END IF;
-  WITH doomed AS (
-    SELECT xid, id FROM membership_notifier.event_log
-    WHERE occurred_at < clock_timestamp() - max_age
-    ORDER BY xid, id LIMIT batch
+  WITH oldest AS (
+    SELECT xid, id, occurred_at FROM membership_notifier.event_log ORDER BY xid, id LIMIT batch
+  ), doomed AS (
+    SELECT xid, id FROM oldest WHERE occurred_at < clock_timestamp() - max_age
   ), gone AS (
     DELETE FROM membership_notifier.event_log e USING doomed d
     WHERE e.xid = d.xid AND e.id = d.id RETURNING e.xid
