@@ -52,6 +52,15 @@ int64_t TransactionTimes::distinct(uint64_t xid, int64_t stored_us) {
 }
 
 void make_times_distinct(std::vector<LogRow>& rows) {
+  // A transaction's only row keeps its time (rank 1: 1 + stored - 1). Most transactions change
+  // one row, so most batches need no per-transaction state: a sorted copy of the ids says so
+  // without the map's allocation per transaction (6% of the sidecar's CPU reading every 20 ms
+  // under 16 writers).
+  std::vector<uint64_t> xids;
+  xids.reserve(rows.size());
+  for (const auto& row : rows) xids.push_back(row.xid);
+  std::sort(xids.begin(), xids.end());
+  if (std::adjacent_find(xids.begin(), xids.end()) == xids.end()) return;
   TransactionTimes times;
   for (auto& row : rows) row.occurred_at_us = times.distinct(row.xid, row.occurred_at_us);
 }

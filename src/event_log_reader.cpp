@@ -414,12 +414,14 @@ void EventLogReader::on_read(PgResult r) {
   batch.to = *to;
   batch.reset = std::exchange(pending_reset_, false);
   batch.log_id = log_id_;
+  batch.rows.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
     if (r.is_null(i, 1)) continue;  // the snapshot row
     if (auto row = parse_row(r, i)) batch.rows.push_back(std::move(*row));
     else spdlog::error("event log row {} cannot be parsed; skipped", i);
   }
-  std::sort(batch.rows.begin(), batch.rows.end(), [](const LogRow& a, const LogRow& b) { return a.id < b.id; });
+  const auto by_id = [](const LogRow& a, const LogRow& b) { return a.id < b.id; };
+  if (!std::is_sorted(batch.rows.begin(), batch.rows.end(), by_id)) std::sort(batch.rows.begin(), batch.rows.end(), by_id);
   make_times_distinct(batch.rows);
   const bool got_rows = !batch.rows.empty();
   // Transactions new to us (those the fast path delivered were counted then).
