@@ -39,7 +39,15 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
       "          AND t.tgname LIKE 'membership\\_notifier\\_%' AND t.tgenabled <> 'D'),"
       "       (SELECT count(*) FROM membership_notifier.event_log),"
       "       (SELECT min(occurred_at)::text FROM membership_notifier.event_log),"
-      "       (SELECT count(*) FROM membership_notifier.listener)"
+      "       (SELECT count(*) FROM membership_notifier.listener),"
+      // A client's current state is read by user (history.cpp, up to 1,000 users a query):
+      // without an index that starts with the user column, each such query reads the whole
+      // membership table, and a restart's reconnecting clients make hundreds of them.
+      "       (SELECT string_agg(i.indexrelid::regclass::text, ', ') FROM pg_index i"
+      "          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+      "         WHERE i.indrelid = to_regclass(member_table) AND a.attname = user_column"
+      "           AND i.indisvalid AND i.indpred IS NULL),"
+      "       format('CREATE INDEX CONCURRENTLY ON %s (%I)', member_table, user_column)"
       "  FROM membership_notifier.settings");
   if (s.empty()) {
     out << "schema present but not configured (settings empty): run `migrate up`\n";
@@ -58,6 +66,13 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
       << "  log:       " << r[10].as<long long>() << " rows, oldest " << (r[11].is_null() ? "-" : r[11].as<std::string>())
       << ", pruned through xid " << r[8].as<std::string>() << "\n"
       << "  listeners: " << r[12].as<long long>() << "\n";
+  if (!r[13].is_null()) {
+    out << "  snapshots: by index " << r[13].as<std::string>() << "\n";
+  } else {
+    out << "  snapshots: WARNING: no index starts with the user column, so every snapshot query (a "
+           "client's current state) reads the whole table; add one: "
+        << r[14].as<std::string>() << "\n";
+  }
 }
 
 }  // namespace

@@ -887,6 +887,21 @@ TEST_F(Migration, StatusSaysWhetherItIsInstalled) {
   EXPECT_EQ(out.rfind("not installed", 0), 0u) << out;
 }
 
+// A client's current state is read by user. Without an index that starts with the user column
+// each snapshot query reads the whole membership table: status (also printed by `migrate up`)
+// must say so and give the fix.
+TEST_F(Migration, StatusWarnsWhenNoIndexLetsSnapshotsFindAUsersRows) {
+  sql("CREATE TABLE channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))");
+  std::string out;
+  ASSERT_EQ(migrate("up", {}, &out), 0);
+  EXPECT_NE(out.find("snapshots: WARNING: no index starts with the user column"), std::string::npos) << out;
+  EXPECT_NE(out.find("CREATE INDEX CONCURRENTLY ON public.channel_members (user_id)"), std::string::npos) << out;
+  sql("CREATE INDEX members_by_user ON channel_members (user_id, channel_id)");
+  EXPECT_EQ(migrate("status", {}, &out), 0);
+  EXPECT_NE(out.find("snapshots: by index members_by_user\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("WARNING"), std::string::npos) << out;
+}
+
 // --- retention ------------------------------------------------------------------------------
 
 TEST_F(Retention, PruneDeletesOldRowsInBatchesAndAdvancesPrunedThrough) {
