@@ -42,6 +42,7 @@ CREATE TABLE channel_members (
   channel_id text NOT NULL REFERENCES channels ON DELETE CASCADE,
   user_id    text NOT NULL,
   PRIMARY KEY (channel_id, user_id));
+CREATE INDEX ON channel_members (user_id);  -- snapshots read a user's rows (migrate status says)
 INSERT INTO channels VALUES ('general', 'public'), ('random', 'public'), ('alice-bob', 'dm');
 SQL
 echo "== migrate up (xType from channels.type)"
