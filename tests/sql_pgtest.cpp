@@ -930,15 +930,16 @@ TEST_F(Retention, PruneWithNothingOldReadsOnlyTheOldestBatchNotTheWholeLog) {
       "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
       " WHERE relid = 'membership_notifier.event_log'::regclass";
   pqxx::connection pruner{conninfo()};
-  // Counters reach the view when a session flushes them; force it, then read them afresh.
-  pqxx::nontransaction(pruner).exec("SELECT pg_stat_force_next_flush()");
-  pqxx::nontransaction(pruner).exec("SELECT 1");
-  const long long before = std::stoll(one(read_sql));
+  // Counters reach the view when a session flushes them: force the pruner's, then read afresh.
+  const auto tuples_read = [&] {
+    pqxx::nontransaction(pruner).exec("SELECT pg_stat_force_next_flush()");
+    pqxx::nontransaction(pruner).exec("SELECT 1");
+    return std::stoll(one(read_sql));
+  };
+  const long long before = tuples_read();
   for (int i = 0; i < 7; ++i)  // past plpgsql's five custom plans: the generic one too
     EXPECT_EQ(one(pruner, "SELECT membership_notifier.prune('1 hour'::interval, 100)"), "0");
-  pqxx::nontransaction(pruner).exec("SELECT pg_stat_force_next_flush()");
-  pqxx::nontransaction(pruner).exec("SELECT 1");
-  const long long read = std::stoll(one(read_sql)) - before;
+  const long long read = tuples_read() - before;
   EXPECT_GT(read, 0) << "the counters must see the reads at all";
   // 7 x 100 and a little (707 here); reading the whole log each time is 35,000.
   EXPECT_LT(read, 7 * 200) << "tuples read by 7 prunes of batch 100 from a log of 5,000";
