@@ -40,13 +40,6 @@ bool parse_int(std::string_view s, T& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-// Transaction ids as a PostgreSQL array literal, for a $n::xid8[] parameter.
-std::string xid_array(const std::vector<uint64_t>& xids) {
-  std::string out = "{";
-  for (size_t i = 0; i < xids.size(); ++i) out += (i ? "," : "") + std::to_string(xids[i]);
-  return out + "}";
-}
-
 }  // namespace
 
 const char* EventLogReader::read_sql() {
@@ -92,7 +85,7 @@ const char* EventLogReader::session_sql() {
 }
 
 PgConnection::Params EventLogReader::read_params(const PgSnapshot& since) {
-  return {std::to_string(since.xmax), xid_array(since.xip), std::to_string(since.xmin)};
+  return {std::to_string(since.xmax), xid8_array(since.xip), std::to_string(since.xmin)};
 }
 
 std::optional<LogRow> EventLogReader::parse_row(const PgResult& r, int i) {
@@ -497,7 +490,7 @@ bool EventLogReader::settled(const PgSnapshot& seen) {
 void EventLogReader::leave_out_other_databases() {
   if (armed_at_->xip.empty() || !other_databases_check_works_ || !conn_) return;
   auto conn = conn_;
-  conn->query("SELECT unnest(membership_notifier.other_databases_xids($1::xid8[]))::text", {xid_array(armed_at_->xip)},
+  conn->query("SELECT unnest(membership_notifier.other_databases_xids($1::xid8[]))::text", {xid8_array(armed_at_->xip)},
               [this, conn, arm = arms_](PgResult r) {
                 if (conn != conn_) return;
                 if (!r.ok()) {

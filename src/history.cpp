@@ -1,16 +1,19 @@
 #include "history.h"
 
 #include "event_log_reader.h"
+#include "replay_batch.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <set>
 
 namespace mn {
 namespace {
 
-constexpr size_t kMaxUsersPerSnapshotQuery = 1000;
+constexpr size_t kMaxUsersPerQuery = 1000;  // a snapshot's or a replay's
 
 // Builds, on the server, the snapshot query for the configured mapping: column names are
 // quoted by format(%I) there, never pasted together here.
@@ -26,11 +29,13 @@ constexpr const char* kSnapshotSqlBuilder =
     " FROM membership_notifier.settings s"
     " JOIN pg_attribute a ON a.attrelid = s.member_table::regclass AND a.attname = s.user_column";
 
-// Rows of one user that a position has not seen, up to now; plus what decides whether the
+// Rows of a batch's users (and TRUNCATE rows) that some position of the batch has not seen:
+// every transaction from $1 on, and those listed in $2 (in progress at some position's base;
+// $3 is the least of them, or $1), with every row of such a transaction read so that times
+// follow the rule of make_times_distinct() (event.h), as the live events' did:
+// t = rank + max(stored - rank) over the transaction's rows so far, in id order. Each client
+// then takes what its own position has not seen (replay_batch.h). Also what decides whether a
 // position can be honoured at all: how far pruning has gone, and which log this is.
-// Times: the rule of make_times_distinct() (event.h) over every row of each transaction, not
-// only this user's, so that a replayed event carries the very time the live one did:
-// t = rank + max(stored - rank) over the transaction's rows so far, in id order.
 constexpr const char* kReplaySql =
     "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
     "       e.t_us, st.pruned_through::text, st.log_id::text"
@@ -44,15 +49,19 @@ constexpr const char* kReplaySql =
     "          FROM membership_notifier.event_log l"
     "         WHERE l.xid IN (SELECT c.xid FROM ("
     "           SELECT l.xid, l.user_id, l.op FROM membership_notifier.event_log l"
-    "            WHERE l.xid >= pg_snapshot_xmax($1::pg_snapshot)"
+    "            WHERE l.xid >= $1::xid8"
     "           UNION ALL"
     "           SELECT l.xid, l.user_id, l.op FROM membership_notifier.event_log l"
-    "            WHERE l.xid >= pg_snapshot_xmin($1::pg_snapshot) AND l.xid < pg_snapshot_xmax($1::pg_snapshot)"
-    "              AND l.xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)))) c"
-    "           WHERE c.user_id = $3 OR c.op = 't')) w) x"
-    "     WHERE (x.user_id = $3 OR x.op = 't')"
-    "       AND NOT (pg_visible_in_snapshot(x.xid, $2::pg_snapshot) AND x.id <= $4::bigint)) e ON true"
+    "            WHERE l.xid >= $3::xid8 AND l.xid < $1::xid8 AND l.xid = ANY ($2::xid8[])) c"
+    "           WHERE c.user_id = ANY ($4::text[]) OR c.op = 't')) w) x"
+    "     WHERE x.user_id = ANY ($4::text[]) OR x.op = 't') e ON true"
     " ORDER BY e.id";
+
+// A replay reads the log from the batch's oldest position on, for up to a thousand users: it
+// can rightly take far longer than db_timeout, and timing it out would only fail every client
+// of the batch, who would reconnect and ask again. A dead server is still noticed within
+// seconds (the connection's keepalives and tcp_user_timeout).
+constexpr std::chrono::milliseconds kReplayDeadline = std::chrono::seconds(60);
 
 std::string postgres_array(const std::vector<std::string>& items) {
   std::string out = "{";
@@ -78,8 +87,11 @@ void History::stop() {
   if (conn_) conn_->close();
   conn_.reset();
   ready_ = false;
+  replay_running_ = false;
   waiting_.clear();
   snapshots_.clear();
+  replays_.clear();
+  in_flight_.clear();
 }
 
 bool History::fits_column_type(const std::string& type, const std::string& id) {
@@ -142,74 +154,144 @@ void History::fail_all(const std::string& reason) {
   if (conn_) conn_->close();
   conn_.reset();
   ready_ = false;
+  replay_running_ = false;
   auto work = std::move(waiting_);
   waiting_.clear();
   auto snaps = std::move(snapshots_);
   snapshots_.clear();
+  auto replays = std::move(replays_);
+  replays_.clear();
+  auto in_flight = std::move(in_flight_);
+  in_flight_.clear();
   // Queued work learns of the failure through its own handler (with ready_ false it reports
   // the error instead of querying).
   for (auto& w : work) w();
+  for (auto& [id, on_lost] : in_flight) on_lost(reason);
   for (auto& s : snaps) {
     SnapshotResult res;
     res.error = "database unavailable: " + reason;
     s.done(std::move(res));
   }
+  for (auto& p : replays) {
+    ReplayResult res;
+    res.error = "database unavailable: " + reason;
+    p.done(std::move(res));
+  }
+}
+
+uint64_t History::track_in_flight(std::function<void(const std::string&)> on_lost) {
+  uint64_t id = ++next_in_flight_;
+  in_flight_.emplace(id, std::move(on_lost));
+  return id;
 }
 
 void History::replay(const std::string& user_id, const Offset& from, ReplayHandler done) {
+  replays_.push_back({user_id, from, std::move(done)});
   ensure_connected();
-  if (ready_) return run_replay(user_id, from, std::move(done));
-  waiting_.push_back([this, user_id, from, done = std::move(done)]() mutable {
-    if (!ready_) {
-      ReplayResult res;
-      res.error = "database unavailable";
-      return done(std::move(res));
-    }
-    run_replay(user_id, from, std::move(done));
+  schedule_replays();
+}
+
+void History::schedule_replays() {
+  if (replay_running_ || replay_flush_scheduled_ || replays_.empty()) return;
+  replay_flush_scheduled_ = true;
+  // Let every resume of this loop turn join the same query; those that come while it runs
+  // join the next one.
+  asio::post(io_, [this] {
+    replay_flush_scheduled_ = false;
+    if (ready_) return flush_replays();
+    waiting_.push_back([this] {
+      if (ready_) flush_replays();
+    });
   });
 }
 
-void History::run_replay(const std::string& user_id, const Offset& from, ReplayHandler done) {
-  auto conn = conn_;
-  conn->query(
+void History::flush_replays() {
+  if (replay_running_ || replays_.empty() || !ready_) return;
+  // Newest positions first: a client away for a moment neither waits for nor shares the long
+  // read of one away for hours.
+  std::stable_sort(replays_.begin(), replays_.end(), [](const PendingReplay& a, const PendingReplay& b) {
+    return a.from.pos.base.xmax > b.from.pos.base.xmax;
+  });
+  size_t n = std::min(replays_.size(), kMaxUsersPerQuery);
+  auto batch = std::make_shared<std::vector<PendingReplay>>(std::make_move_iterator(replays_.begin()),
+                                                            std::make_move_iterator(replays_.begin() + n));
+  replays_.erase(replays_.begin(), replays_.begin() + n);
+  std::vector<StreamPosition> positions;
+  std::set<std::string> users;
+  for (const auto& p : *batch) {
+    positions.push_back(p.from.pos);
+    users.insert(p.user_id);
+  }
+  ReplayScan scan = plan_replay_scan(positions);
+  replay_running_ = true;
+  ++stats_.replay_queries;
+  stats_.replay_resumes += batch->size();
+  uint64_t id = track_in_flight([batch](const std::string& why) {
+    for (auto& p : *batch) {
+      ReplayResult res;
+      res.error = "database unavailable: " + why;
+      p.done(std::move(res));
+    }
+  });
+  auto started = std::chrono::steady_clock::now();
+  conn_->query(
       kReplaySql,
-      {from.pos.base.to_string(), from.pos.upto.to_string(), user_id, std::to_string(from.pos.last_id)},
-      [from, done = std::move(done)](PgResult r) {
-        ReplayResult res;
-        if (!r.ok() || r.rows() < 1) {
-          res.error = r.ok() ? "no snapshot returned" : r.error();
-          return done(std::move(res));
-        }
-        auto now = PgSnapshot::parse(r.get(0, 0));
-        uint64_t pruned = 0;
-        auto pt = r.get(0, 8);
-        std::from_chars(pt.data(), pt.data() + pt.size(), pruned);
-        res.log_id = std::string(r.get(0, 9));
-        if (!now) {
-          res.error = "unparseable snapshot";
-          return done(std::move(res));
-        }
-        res.now = *now;
-        if (res.log_id != from.log_id) {
-          res.why_not = "offset is from another event log";
-        } else if (from.pos.upto.xmax > now->xmax) {
-          res.why_not = "offset is ahead of this database";
-        } else if (pruned >= from.pos.base.xmin) {
-          // Rows up to `pruned` are gone; the position may not have seen all of them.
-          res.why_not = "offset is older than the retained log";
-        }
-        for (int i = 0; i < r.rows() && res.why_not.empty(); ++i) {
-          if (r.is_null(i, 1)) continue;
-          auto row = EventLogReader::parse_row(r, i);
-          if (!row) continue;
-          if (row->op == "t") res.why_not = "the membership table was truncated since the offset";
-          else res.rows.push_back(std::move(*row));
-        }
-        res.resumable = res.why_not.empty();
-        if (!res.resumable) res.rows.clear();
-        done(std::move(res));
+      {std::to_string(scan.from_xid), xid8_array(scan.below),
+       std::to_string(scan.below.empty() ? scan.from_xid : scan.below.front()),
+       postgres_array({users.begin(), users.end()})},
+      [this, batch, id, started](PgResult r) {
+        done_in_flight(id);
+        replay_running_ = false;
+        stats_.replay_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        answer_replays(*batch, r);
+        schedule_replays();
       },
-      cfg_.db_timeout);
+      std::max(cfg_.db_timeout, kReplayDeadline));
+}
+
+void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& r) {
+  std::string error;
+  std::optional<PgSnapshot> now;
+  if (!r.ok() || r.rows() < 1) error = r.ok() ? "no snapshot returned" : r.error();
+  else if (!(now = PgSnapshot::parse(r.get(0, 0)))) error = "unparseable snapshot";
+  if (!error.empty()) {
+    for (auto& p : batch) {
+      ReplayResult res;
+      res.error = error;
+      p.done(std::move(res));
+    }
+    return;
+  }
+  uint64_t pruned = 0;
+  auto pt = r.get(0, 8);
+  std::from_chars(pt.data(), pt.data() + pt.size(), pruned);
+  std::string log_id(r.get(0, 9));
+  std::vector<LogRow> parsed;
+  parsed.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    if (r.is_null(i, 1)) continue;
+    if (auto row = EventLogReader::parse_row(r, i)) parsed.push_back(std::move(*row));
+  }
+  const ReplayRows rows(std::move(parsed));
+  for (auto& p : batch) {
+    ReplayResult res;
+    res.now = *now;
+    res.log_id = log_id;
+    if (log_id != p.from.log_id) {
+      res.why_not = "offset is from another event log";
+    } else if (p.from.pos.upto.xmax > now->xmax) {
+      res.why_not = "offset is ahead of this database";
+    } else if (pruned >= p.from.pos.base.xmin) {
+      // Rows up to `pruned` are gone; the position may not have seen all of them.
+      res.why_not = "offset is older than the retained log";
+    } else {
+      Unseen unseen = rows.unseen_by(p.user_id, p.from.pos);
+      if (unseen.truncated) res.why_not = "the membership table was truncated since the offset";
+      else res.rows = std::move(unseen.rows);
+    }
+    res.resumable = res.why_not.empty();
+    p.done(std::move(res));
+  }
 }
 
 void History::snapshot(const std::string& user_id, SnapshotHandler done) {
@@ -230,7 +312,7 @@ void History::snapshot(const std::string& user_id, SnapshotHandler done) {
 void History::flush_snapshots() {
   while (!snapshots_.empty()) {
     std::vector<PendingSnapshot> batch;
-    size_t n = std::min(snapshots_.size(), kMaxUsersPerSnapshotQuery);
+    size_t n = std::min(snapshots_.size(), kMaxUsersPerQuery);
     batch.assign(std::make_move_iterator(snapshots_.begin()), std::make_move_iterator(snapshots_.begin() + n));
     snapshots_.erase(snapshots_.begin(), snapshots_.begin() + n);
     std::set<std::string> users;
@@ -238,8 +320,14 @@ void History::flush_snapshots() {
       if (fits_column_type(user_type_, p.user_id)) users.insert(p.user_id);
     auto shared = std::make_shared<std::vector<PendingSnapshot>>(std::move(batch));
     std::string log_id = log_id_;
+    uint64_t id = track_in_flight([shared](const std::string& why) {
+      SnapshotResult res;
+      res.error = "database unavailable: " + why;
+      for (auto& p : *shared) p.done(res);
+    });
     conn_->query(snapshot_sql_, {postgres_array({users.begin(), users.end()})},
-                 [shared, log_id](PgResult r) {
+                 [this, shared, log_id, id](PgResult r) {
+                   done_in_flight(id);
                    SnapshotResult res;
                    res.log_id = log_id;
                    if (!r.ok() || r.rows() < 1) res.error = r.ok() ? "no snapshot returned" : r.error();

@@ -6,7 +6,10 @@
 // Runs on its own connection (the listener's connection stays free for wake-ups), connected
 // on demand and again after a failure. Snapshot requests made in the same loop turn are
 // answered by one query, so a thousand clients reconnecting at once cost one round trip per
-// thousand, not a thousand. Single-threaded: calls and callbacks on the io_context's thread.
+// thousand, not a thousand. Replays go one query at a time, each for all the resumes waiting
+// (up to a thousand), which share its read of the log (replay_batch.h). Every request is
+// answered exactly once: a connection lost with queries under way answers them with an error.
+// Single-threaded: calls and callbacks on the io_context's thread.
 #pragma once
 
 #include "config.h"
@@ -18,6 +21,7 @@
 #include <asio.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -42,6 +46,12 @@ struct SnapshotResult {
   std::string log_id;
 };
 
+struct HistoryStats {
+  uint64_t replay_queries = 0;  // reads of the log for resuming clients
+  uint64_t replay_resumes = 0;  // resumes they answered
+  double replay_seconds = 0;    // their time, sent to answered
+};
+
 class History {
  public:
   using ReplayHandler = std::function<void(ReplayResult)>;
@@ -51,8 +61,11 @@ class History {
   ~History();
   void stop();
 
+  // `done` runs once, on a later loop turn, with the result of a query shared with the other
+  // resumes waiting then.
   void replay(const std::string& user_id, const Offset& from, ReplayHandler done);
   void snapshot(const std::string& user_id, SnapshotHandler done);
+  const HistoryStats& stats() const { return stats_; }
 
   // Whether a user id can exist in the membership table's user column (a token's `sub` of
   // "abc" can never match a uuid column, and must not make the whole batched query fail).
@@ -63,11 +76,22 @@ class History {
     std::string user_id;
     SnapshotHandler done;
   };
+  struct PendingReplay {
+    std::string user_id;
+    Offset from;
+    ReplayHandler done;
+  };
   void ensure_connected();
   void on_connected();
   void fail_all(const std::string& reason);
   void flush_snapshots();
-  void run_replay(const std::string& user_id, const Offset& from, ReplayHandler done);
+  void schedule_replays();
+  void flush_replays();
+  void answer_replays(std::vector<PendingReplay>& batch, const PgResult& r);
+  // Registers what to tell a query's waiters if the connection is lost before it answers;
+  // the query's handler calls done_in_flight() first thing.
+  uint64_t track_in_flight(std::function<void(const std::string& why)> on_lost);
+  void done_in_flight(uint64_t id) { in_flight_.erase(id); }
 
   asio::io_context& io_;
   const Config& cfg_;
@@ -79,6 +103,12 @@ class History {
   std::vector<std::function<void()>> waiting_;  // work queued until connected
   std::vector<PendingSnapshot> snapshots_;
   bool flush_scheduled_ = false;
+  std::vector<PendingReplay> replays_;  // not yet in a query
+  bool replay_running_ = false;
+  bool replay_flush_scheduled_ = false;
+  std::map<uint64_t, std::function<void(const std::string&)>> in_flight_;
+  uint64_t next_in_flight_ = 0;
+  HistoryStats stats_;
 };
 
 }  // namespace mn

@@ -32,8 +32,8 @@ namespace {
 // socket, logs, and the sockets between accept and refusal.
 constexpr size_t kReservedFds = 128;
 
-std::string metrics_text(const WsServer& server, const Hub& hub, const EventLogReader& reader,
-                         const Janitor& janitor) {
+std::string metrics_text(const WsServer& server, const Hub& hub, const History& history,
+                         const EventLogReader& reader, const Janitor& janitor) {
   std::ostringstream m;
   auto gauge = [&m](const char* name, const char* help, double v) {
     m << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n" << name << ' ' << v << '\n';
@@ -59,6 +59,10 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const EventLogR
   counter("membership_notifier_closed_backpressure_total", "Clients closed for not reading", static_cast<double>(h.closed_backpressure));
   counter("membership_notifier_resumes_total", "Sessions resumed from an offset", static_cast<double>(h.resumes));
   counter("membership_notifier_snapshots_total", "Snapshots sent", static_cast<double>(h.snapshots));
+  const auto& hs = history.stats();
+  counter("membership_notifier_replay_queries_total", "Reads of the log for resuming clients, each shared by those waiting",
+          static_cast<double>(hs.replay_queries));
+  counter("membership_notifier_replay_query_seconds_total", "Time those reads took, sent to answered", hs.replay_seconds);
   counter("membership_notifier_db_reads_total", "Reads of the event log", static_cast<double>(r.reads));
   {
     // Prometheus histogram: cumulative buckets, then +Inf (every read), sum and count.
@@ -126,7 +130,7 @@ int serve(const Config& cfg_in, const std::function<std::optional<Config>()>& re
   Janitor janitor(io, cfg);
   server.set_ready_probe([&reader] { return reader.ready(); });
   server.set_started_probe([&reader] { return reader.position().has_value(); });
-  server.set_metrics([&] { return metrics_text(server, hub, reader, janitor); });
+  server.set_metrics([&] { return metrics_text(server, hub, history, reader, janitor); });
   bool notified_ready = false;
   reader.on_ready([&notified_ready] {
     if (!std::exchange(notified_ready, true)) sd_notify(0, "READY=1\nSTATUS=serving");

@@ -73,4 +73,10 @@ bool PgSnapshot::finished_by(const PgSnapshot& later) const {
   return later.xmin >= xmax;
 }
 
+std::string xid8_array(const std::vector<uint64_t>& xids) {
+  std::string out = "{";
+  for (size_t i = 0; i < xids.size(); ++i) out += (i ? "," : "") + std::to_string(xids[i]);
+  return out + "}";
+}
+
 }  // namespace mn

@@ -36,4 +36,7 @@ struct PgSnapshot {
   }
 };
 
+// Transaction ids as a PostgreSQL array literal, for a $n::xid8[] parameter.
+std::string xid8_array(const std::vector<uint64_t>& xids);
+
 }  // namespace mn

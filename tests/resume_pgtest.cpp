@@ -134,6 +134,58 @@ TEST_P(Resume, AnOffsetPastRetentionOrGarbageGetsRecoveredFalseAndACorrectSnapsh
   }
 }
 
+// A reconnect wave: clients at different positions resume at once. Their replays share one
+// read of the log (replay_batch.h), and each gets exactly what its own position missed.
+TEST_P(Resume, ClientsResumingAtOnceShareOneReadOfTheLogAndEachGetsExactlyWhatItMissed) {
+  constexpr int kUsers = 10;
+  auto user = [](int i) { return "u" + std::to_string(i); };
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < kUsers; ++i) clients.push_back(connect(user(i)));
+  std::vector<std::string> offsets(kUsers);
+  sql("INSERT INTO channel_members SELECT 'a', 'u' || i FROM generate_series(0, 9) i");
+  // One event each, no quiet period to wait out: the final check waits for stragglers.
+  auto one = [](WsClient& c, std::string& offset) {
+    auto e = next_event(c);
+    if (e.contains("offset")) offset = e["offset"];
+    return describe(e);
+  };
+  for (int i = 0; i < kUsers; ++i) EXPECT_EQ(one(*clients[i], offsets[i]), "joined a " + user(i));
+  for (int i = 0; i < kUsers; i += 2) clients[i]->close();  // the even ones leave here
+  sql("INSERT INTO channel_members SELECT 'b', 'u' || i FROM generate_series(0, 9) i");
+  for (int i = 1; i < kUsers; i += 2) EXPECT_EQ(one(*clients[i], offsets[i]), "joined b " + user(i));
+  for (int i = 1; i < kUsers; i += 2) clients[i]->close();  // the odd ones here
+  sql("INSERT INTO channel_members SELECT 'c', 'u' || i FROM generate_series(0, 9) i");
+  sql("DELETE FROM channel_members WHERE channel_id = 'a'");
+
+  // The log held, so that every resume is asked for while the first query waits.
+  double queries_before = metric(metrics(), "membership_notifier_replay_queries_total");
+  pqxx::connection holder(conninfo());
+  pqxx::work hold(holder);
+  hold.exec("LOCK TABLE membership_notifier.event_log IN ACCESS EXCLUSIVE MODE");
+  for (int i = 0; i < kUsers; ++i) {
+    clients[i] = WsClient::connect(port(), "/ws?access_token=" + token(user(i)) + "&offset=" + offsets[i]);
+    ASSERT_TRUE(clients[i]->is_open()) << i;
+  }
+  std::this_thread::sleep_for(200ms);
+  hold.commit();
+
+  for (int i = 0; i < kUsers; ++i) {
+    auto session = clients[i]->next_json();
+    ASSERT_TRUE(session && (*session)["event"] == "session") << i;
+    EXPECT_EQ((*session)["data"]["recovered"], true) << i;
+    Events missed = i % 2 == 0 ? Events{"joined b " + user(i), "joined c " + user(i), "left a " + user(i)}
+                               : Events{"joined c " + user(i), "left a " + user(i)};
+    // By the first quiet period every replay has arrived; a short one will do for the rest.
+    EXPECT_EQ(take(*clients[i], offsets[i], i == 0 ? 500ms : 100ms), missed) << i;
+  }
+  // One query may have gone out before the others asked; the rest share the next.
+  double queries = metric(metrics(), "membership_notifier_replay_queries_total") - queries_before;
+  EXPECT_GE(queries, 1);
+  EXPECT_LE(queries, 2) << "ten resumes asked for while one query waited";
+  sql("INSERT INTO channel_members VALUES ('d', 'u3')");
+  EXPECT_EQ(take(*clients[3], offsets[3]), (Events{"joined d u3"}));
+}
+
 TEST_P(Resume, ASidecarKilledAndRestartedWhileChangesAreMadeLosesNothingForResumingClients) {
   uint16_t fixed = free_port();
   sidecar().signal(SIGTERM);
@@ -252,4 +304,62 @@ TEST_P(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPrun
   EXPECT_EQ(session["data"]["recovered"], true);
   EXPECT_EQ(take(*again, offset), (Events{"left c2 u1"}));
   EXPECT_EQ(restricted.log().find("permission denied"), std::string::npos) << restricted.log();
+}
+
+// The history connection (replays and snapshots) lost while a client's query is under way:
+// the client is told to come back (1013), not left waiting for an answer that cannot come.
+class HistoryConnectionLost : public NotifierFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    start_sidecar();
+  }
+  // Holds `table`, connects with `query`, and once the sidecar's history query for this client
+  // waits for the table, cuts that connection. Returns the client.
+  std::unique_ptr<WsClient> connect_and_cut_history(const std::string& table, const std::string& query_string) {
+    pqxx::connection holder(conninfo());
+    pqxx::work hold(holder);
+    hold.exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+    auto c = WsClient::connect(port(), "/ws?access_token=" + token("u1") + query_string);
+    EXPECT_TRUE(c->is_open());
+    bool waiting = false;
+    for (int i = 0; i < 100 && !waiting; ++i) {
+      waiting = query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'membership-notifier history'"
+                      " AND wait_event_type = 'Lock' AND datname = current_database()")[0][0].as<int>() == 1;
+      if (!waiting) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(waiting) << "the history query never waited for the lock";
+    EXPECT_EQ(query("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'membership-notifier history' AND datname = current_database()) t")[0][0]
+                  .as<int>(),
+              1);
+    EXPECT_TRUE(c->wait_closed(5s)) << "left waiting";
+    hold.commit();
+    return c;
+  }
+};
+
+TEST_F(HistoryConnectionLost, AResumeUnderWayIsClosedWith1013AndResumesOnceItComesBack) {
+  auto c = connect("u1");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  std::string offset;
+  EXPECT_EQ(take(*c, offset), (Events{"joined c1 u1"}));
+  c->close();
+  sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
+  auto again = connect_and_cut_history("membership_notifier.event_log", "&offset=" + offset);
+  EXPECT_EQ(again->close_code(), 1013);
+  nlohmann::json session;
+  auto third = connect("u1", "&offset=" + offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(take(*third, offset), (Events{"joined c2 u1"}));
+}
+
+TEST_F(HistoryConnectionLost, ASnapshotUnderWayIsClosedWith1013AndIsAnsweredOnceItComesBack) {
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  auto c = connect_and_cut_history("public.channel_members", "");
+  EXPECT_EQ(c->close_code(), 1013);
+  nlohmann::json snapshot;
+  auto again = connect("u1", "", 0, nullptr, &snapshot);
+  ASSERT_EQ(snapshot["data"]["channels"].size(), 1u);
+  EXPECT_EQ(snapshot["data"]["channels"][0]["channelId"], "c1");
 }
