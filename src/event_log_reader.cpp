@@ -443,7 +443,8 @@ void EventLogReader::on_read(PgResult r) {
       if (took <= ReaderStats::kReadBuckets[i]) ++stats_.reads_within[i];
   }
   stats_.rows += batch.rows.size();
-  if (!batch.rows.empty() || batch.reset) on_batch_(batch);
+  batch.read = true;
+  on_batch_(batch);
   if (!ready_) {
     ready_ = true;
     attempt_ = 0;

@@ -47,6 +47,9 @@ namespace mn {
 struct Batch {
   PgSnapshot from;
   PgSnapshot to;
+  // A read of the log (not a wake-up's payload): every row `to` sees has now been handed over,
+  // so `to` is a position any live session has reached. Reads that found nothing come too.
+  bool read = false;
   std::vector<LogRow> rows;
   std::string log_id;
   bool reset = false;

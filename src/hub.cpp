@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace mn {
 namespace {
 
@@ -79,7 +81,9 @@ void Hub::open(Session& s) {
       }
       Offset at{res.log_id, {from.pos.base, res.now, row.id}};
       if (!send(ss, event_frame(ss.protocol, *mapped.event, encode_offset(at)))) return;
+      ss.position_xmax = res.now.xmax;
     }
+    ss.position_xmax = std::max(ss.position_xmax, from.pos.upto.xmax);
     finish_catch_up(ss, res.now);
   });
 }
@@ -102,6 +106,7 @@ void Hub::start_snapshot(Session& s) {
     static const std::vector<Membership> none;
     auto it = res.by_user.find(ss.user_id);
     if (!send(ss, snapshot_frame(ss.protocol, it == res.by_user.end() ? none : it->second, position))) return;
+    ss.position_xmax = res.now.xmax;
     finish_catch_up(ss, res.now);
   });
 }
@@ -118,7 +123,7 @@ void Hub::finish_catch_up(Session& s, const PgSnapshot& covered) {
   }
 }
 
-bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e) {
+bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e, uint64_t upto_xmax) {
   if (s.phase == Phase::catching_up) {
     // Held for one query's round trip, and mostly dropped after it (the catch-up covers
     // them); the bound is for a user who gets an enormous transaction in that moment.
@@ -132,7 +137,22 @@ bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e) {
   }
   if (s.phase != Phase::live) return false;
   if (s.barrier && s.barrier->sees(e->xid)) return true;
+  s.position_xmax = std::max(s.position_xmax, upto_xmax);
   return send(s, e->frame);
+}
+
+void Hub::refresh_position(Session& s) {
+  if (s.phase != Phase::live || !read_to_ || read_to_->xmax <= s.position_xmax) return;
+  // Safe for any live session: its catch-up and every read since have handed it each row of
+  // its user that the read's snapshot sees (a catch-up newer than the read makes
+  // position_xmax newer, and nothing is sent).
+  auto& frame = position_frames_[s.protocol == Protocol::plain ? 0 : 1];
+  if (frame.empty()) {
+    std::string offset = encode_offset(Offset{log_id_, {*read_to_, *read_to_, 0}});
+    frame = s.protocol == Protocol::plain ? plain::position_frame(offset) : socketio::position_frame(offset);
+  }
+  s.position_xmax = read_to_->xmax;
+  if (send(s, frame)) ++stats_.positions_sent;
 }
 
 void Hub::close(Session& s) {
@@ -154,8 +174,14 @@ void Hub::resync_all(const char* why) {
 }
 
 void Hub::on_batch(const Batch& batch) {
-  transport_->begin_turn();
   if (!batch.log_id.empty()) log_id_ = batch.log_id;
+  if (batch.read) {
+    read_to_ = batch.to;
+    position_frames_[0].clear();
+    position_frames_[1].clear();
+  }
+  if (batch.rows.empty() && !batch.reset) return;
+  transport_->begin_turn();
   if (batch.reset) resync_all("the event log changed (restored or another database)");
   for (const auto& row : batch.rows) {
     // The user's sockets here, looked up once: a row no socket here receives is not encoded.
@@ -181,7 +207,7 @@ void Hub::on_batch(const Batch& batch) {
       if (s->barrier && s->barrier->finished_by(batch.from)) s->barrier.reset();
       auto& f = framed[s->protocol == Protocol::plain ? 0 : 1];
       if (!f) f = std::make_shared<OutgoingEvent>(OutgoingEvent{ev.xid, event_frame(s->protocol, ev, offset)});
-      deliver(*s, f);
+      deliver(*s, f, batch.to.xmax);
     }
   }
 }

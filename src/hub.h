@@ -35,6 +35,7 @@ struct HubStats {
   uint64_t resumes = 0;
   uint64_t snapshots = 0;
   uint64_t resyncs = 0;
+  uint64_t positions_sent = 0;
 };
 
 class Hub {
@@ -54,6 +55,11 @@ class Hub {
   // The session is gone; forget it. Safe for sessions that never opened.
   void close(Session& s);
   void on_batch(const Batch& batch);
+  // A live session that has been given no position since the log was last read gets a
+  // position frame: the reader's, which it has reached. Without one, a client's offset is as
+  // old as its user's last change (hours, for a quiet user), and its resume reads the whole
+  // log since then. The server calls this with each keepalive ping.
+  void refresh_position(Session& s);
 
   const Rooms& rooms() const { return rooms_; }
   const HubStats& stats() const { return stats_; }
@@ -63,12 +69,13 @@ class Hub {
   void start_snapshot(Session& s);
   void finish_catch_up(Session& s, const PgSnapshot& covered);
   void resync_all(const char* why);
-  bool deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e);
+  bool deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e, uint64_t upto_xmax);
   bool send(Session& s, const std::string& frame);
   std::string event_frame(Protocol p, const Event& e, const std::string& offset) const;
   std::string snapshot_frame(Protocol p, const std::vector<Membership>& channels,
                              const std::string& offset) const;
   Session* find(uint64_t serial, uint64_t generation);
+  static uint64_t xmax_of(const std::optional<PgSnapshot>& p) { return p ? p->xmax : 0; }
 
   Transport* transport_ = nullptr;
   History& history_;
@@ -78,6 +85,8 @@ class Hub {
   std::unordered_map<uint64_t, Session*> open_;
   std::string log_id_;
   HubStats stats_;
+  std::optional<PgSnapshot> read_to_;  // the last read's snapshot
+  std::string position_frames_[2];     // for read_to_, per protocol; made on first use
 };
 
 }  // namespace mn

@@ -59,6 +59,8 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const History& 
   counter("membership_notifier_closed_backpressure_total", "Clients closed for not reading", static_cast<double>(h.closed_backpressure));
   counter("membership_notifier_resumes_total", "Sessions resumed from an offset", static_cast<double>(h.resumes));
   counter("membership_notifier_snapshots_total", "Snapshots sent", static_cast<double>(h.snapshots));
+  counter("membership_notifier_positions_sent_total", "Position frames: newer offsets for clients with no recent event",
+          static_cast<double>(h.positions_sent));
   const auto& hs = history.stats();
   counter("membership_notifier_replay_queries_total", "Reads of the log for resuming clients, each shared by those waiting",
           static_cast<double>(hs.replay_queries));

@@ -30,6 +30,10 @@ std::string event_frame(const std::string& name, const std::string& data_json, c
   return out;
 }
 
+std::string position_frame(const std::string& offset) {
+  return "{\"event\":\"position\",\"offset\":" + quoted_offset(offset) + '}';
+}
+
 std::string session_frame(const std::string& user_id, bool recovered) {
   nlohmann::ordered_json j = {{"event", "session"},
                               {"data", {{"userId", user_id}, {"recovered", recovered}}}};

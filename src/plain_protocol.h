@@ -28,6 +28,9 @@ std::string event_frame(const std::string& name, const std::string& data_json, c
 std::string session_frame(const std::string& user_id, bool recovered);
 std::string snapshot_frame(const std::vector<Membership>& channels, const std::string& offset);
 std::string error_frame(const std::string& code, const std::string& message);
+// {"event":"position","offset":"…"}: a newer offset for a client that has had no event for a
+// while (hub.h, refresh_position). Nothing to apply; keep the offset.
+std::string position_frame(const std::string& offset);
 
 // {"channels":[...]} as used by the snapshot frame in both protocols.
 std::string snapshot_data(const std::vector<Membership>& channels);

@@ -67,6 +67,7 @@ struct Session {
 
   std::string close_reason;  // set when the server closes it, for the disconnect log line
   uint64_t events_sent = 0;
+  uint64_t position_xmax = 0;  // xmax of the newest position the client has been given
 };
 
 // What became of a frame handed to a connection. No hidden queue: past the per-connection

@@ -141,6 +141,10 @@ std::string connect_error_frame(const std::string& nsp, const std::string& messa
   return out;
 }
 
+std::string position_frame(const std::string& offset) {
+  return "42[\"position\"," + nlohmann::json(offset).dump() + ']';
+}
+
 std::string event_frame(const std::string& name, const std::string& data_json, const std::string& offset) {
   std::string out = "42[";
   out += nlohmann::json(name).dump();

@@ -46,6 +46,9 @@ std::string connect_error_frame(const std::string& nsp, const std::string& messa
 // 42["name",<data>,"<offset>"]: the offset last, as a string, so socket.io-client records it
 // for connection-state recovery.
 std::string event_frame(const std::string& name, const std::string& data_json, const std::string& offset);
+// 42["position","<offset>"]: a newer offset for a client that has had no event for a while
+// (hub.h, refresh_position). The offset is the last argument, so socket.io-client records it.
+std::string position_frame(const std::string& offset);
 
 // ---- Client to server -----------------------------------------------------------------
 

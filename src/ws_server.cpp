@@ -349,7 +349,7 @@ struct WsServer::Impl {
   // peer that has not answered within ping_timeout is dropped.
   void keepalive() {
     auto now = std::chrono::steady_clock::now();
-    std::vector<Session*> dead, timed_out_auth;
+    std::vector<Session*> dead, timed_out_auth, pinged;
     for (auto& [key, sp] : sessions) {
       Session& s = *sp;
       if (s.phase == Phase::handshake || s.phase == Phase::closing) continue;
@@ -364,6 +364,7 @@ struct WsServer::Impl {
       if (now - s.last_ping >= cfg.ping_interval) {
         s.ping_outstanding = true;
         s.last_ping = now;
+        pinged.push_back(&s);
         if (s.protocol == Protocol::socketio) {
           sio.send_ping(s);
           continue;
@@ -373,6 +374,9 @@ struct WsServer::Impl {
         if (!ec) con->ping("", ec);
       }
     }
+    // With each ping, a newer offset for a client that has had no event since the last read
+    // (hub.h). After the loop: a send may close its session.
+    for (Session* s : pinged) hub.refresh_position(*s);
     for (Session* s : timed_out_auth) owner.close(*s, websocketpp::close::status::policy_violation, "no CONNECT packet within auth timeout");
     for (Session* s : dead) {
       ++stats.ping_timeouts;

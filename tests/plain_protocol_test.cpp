@@ -20,3 +20,8 @@ TEST(PlainProtocol, SessionAndSnapshotFramesAreValidJson) {
   EXPECT_TRUE(snap["data"]["channels"][1]["xType"].is_null());
   EXPECT_EQ(snap["offset"], "o");
 }
+
+TEST(PlainProtocol, APositionFrameCarriesOnlyItsOffset) {
+  auto j = nlohmann::json::parse(mn::plain::position_frame("1.abc.5-5-.5-5-.0"));
+  EXPECT_EQ(j, (nlohmann::json{{"event", "position"}, {"offset", "1.abc.5-5-.5-5-.0"}}));
+}

@@ -306,6 +306,45 @@ TEST_P(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPrun
   EXPECT_EQ(restricted.log().find("permission denied"), std::string::npos) << restricted.log();
 }
 
+// A client whose user has no changes keeps the offset of its snapshot; resuming from it would
+// read the whole log since. With each ping it is given the reader's newer position instead,
+// which must lose nothing: here a change of its user still uncommitted when it was given.
+class QuietResume : public EveryWakeModeFixture {
+ protected:
+  QuietResume() : EveryWakeModeFixture(false) {}
+};
+MN_EVERY_WAKE_MODE(QuietResume);
+
+TEST_P(QuietResume, AQuietClientIsGivenANewerOffsetWithItsPingsAndResumingFromItLosesNothing) {
+  start_sidecar({"--ping-interval", "200ms"});
+  nlohmann::json snapshot;
+  auto c = connect("u1", "", 0, nullptr, &snapshot);
+  auto first = mn::decode_offset(snapshot["offset"].get<std::string>());
+  ASSERT_TRUE(first);
+  pqxx::connection a(conninfo());
+  pqxx::work ta(a);
+  ta.exec("INSERT INTO channel_members VALUES ('slow', 'u1')");
+  uint64_t slow = std::stoull(ta.exec("SELECT pg_current_xact_id()::text")[0][0].c_str());
+  sql("INSERT INTO channel_members VALUES ('x', 'u2')");  // the log moves on, for others
+  std::optional<nlohmann::json> frame;
+  for (int i = 0; i < 20 && !(frame && (*frame)["event"] == "position"); ++i) frame = c->next_json(500ms);
+  ASSERT_TRUE(frame && (*frame)["event"] == "position") << "no position frame";
+  ASSERT_EQ(frame->size(), 2u) << frame->dump();
+  std::string offset = (*frame)["offset"];
+  auto given = mn::decode_offset(offset);
+  ASSERT_TRUE(given);
+  EXPECT_GT(given->pos.base.xmax, first->pos.base.xmax);
+  EXPECT_GT(given->pos.base.xmax, slow);
+  EXPECT_FALSE(given->pos.has_seen(slow, INT64_MAX)) << "the position claims a change it never sent";
+  c->close();
+  ta.commit();
+  sql("INSERT INTO channel_members VALUES ('later', 'u1')");
+  nlohmann::json session;
+  auto again = connect("u1", "&offset=" + offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true);
+  EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
+}
+
 // The history connection (replays and snapshots) lost while a client's query is under way:
 // the client is told to come back (1013), not left waiting for an answer that cannot come.
 class HistoryConnectionLost : public NotifierFixture {

@@ -205,3 +205,8 @@ TEST(SocketIoCodecTest, APidOfAnotherShapeDoesNotSplit) {
 
 }  // namespace
 }  // namespace mn::socketio
+
+// socket.io-client records the last argument of an event, when a string, as its offset.
+TEST(SocketIoCodec, APositionEventHasTheOffsetAsItsLastAndOnlyArgument) {
+  EXPECT_EQ(mn::socketio::position_frame("1.abc.5-5-.5-5-.0"), "42[\"position\",\"1.abc.5-5-.5-5-.0\"]");
+}

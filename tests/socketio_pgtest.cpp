@@ -223,6 +223,33 @@ TEST_F(SocketIoTest, AClientThatReceivedNoOffsetRecoversFromThePositionInItsPid)
   EXPECT_TRUE(c.drain().empty()) << c.transcript();
 }
 
+// A client whose user has no changes keeps its first offset; with its pings it is given newer
+// ones as a "position" event, which the stock client records and recovers from.
+TEST_F(SocketIoTest, AQuietStockClientRecordsThePositionEventsOffsetAndRecoversFromIt) {
+  start({"--ping-interval", "300ms", "--ping-timeout", "2s"});
+  NodeClient c(url(), options("u1", 1000));
+  c.expect("connect");
+  c.expect_event("channel.snapshot");
+  c.command("state");
+  const std::string first = c.expect("state").at("offset");
+  sql("INSERT INTO channel_members VALUES ('x', 'u2')");  // the log moves on, for others
+  const Json position = c.expect("event", 3s);
+  ASSERT_EQ(position.at("name"), "position") << c.transcript();
+  ASSERT_EQ(position.at("args").size(), 1u);
+  const std::string offset = position.at("args")[0];
+  EXPECT_NE(offset, first);
+  c.command("state");
+  EXPECT_EQ(c.expect("state").at("offset"), offset) << "the client did not record it";
+
+  c.command("engine-close");
+  c.expect("disconnect");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
+  const Json again = c.expect("connect", 3s);
+  EXPECT_EQ(again.at("recovered"), true) << c.transcript();
+  EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c1");
+  EXPECT_TRUE(sidecar_.wait_for_log("resume=yes"));
+}
+
 TEST_F(SocketIoTest, AfterASidecarKillAndRestartOnTheSamePortTheClientRecoversEveryMissedEvent) {
   const uint16_t port = free_port();
   start({}, port);

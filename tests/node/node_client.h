@@ -99,8 +99,10 @@ class NodeClient {
   Json expect(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     const auto deadline = Clock::now() + timeout;
     while (auto j = next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()))) {
-      // Pings and reconnection attempts are reported, but only asserted on when asked for.
+      // Pings, reconnection attempts and position events (newer offsets that come with pings)
+      // are reported, but only asserted on when asked for.
       if (j->at("type") != type && (j->at("type") == "ping" || j->at("type") == "reconnect_attempt")) continue;
+      if (type != "event" && is_position(*j)) continue;
       EXPECT_EQ(j->at("type"), type) << "reports so far:\n" << transcript();
       return *j;
     }
@@ -112,6 +114,7 @@ class NodeClient {
   // The next event, which must be `name`; returns its first argument (the data).
   Json expect_event(const std::string& name, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     Json e = expect("event", timeout);
+    while (name != "position" && !e.empty() && is_position(e)) e = expect("event", timeout);
     if (e.empty()) return e;
     EXPECT_EQ(e.at("name"), name) << transcript();
     // Every event carries its offset last, as a string, so the client can recover.
@@ -120,11 +123,16 @@ class NodeClient {
     return e.at("args").front();
   }
 
-  // Everything reported until nothing has been for `quiet`.
+  // Everything reported until nothing has been for `quiet`, but position events.
   std::vector<Json> drain(std::chrono::milliseconds quiet = std::chrono::milliseconds(300)) {
     std::vector<Json> all;
-    while (auto j = next(quiet)) all.push_back(*j);
+    while (auto j = next(quiet))
+      if (!is_position(*j)) all.push_back(*j);
     return all;
+  }
+
+  static bool is_position(const Json& report) {
+    return report.value("type", "") == "event" && report.value("name", "") == "position";
   }
 
   // Everything reported within the next `period`.
