@@ -153,6 +153,9 @@ void register_serve_options(CLI::App& app, Config& c) {
       "wakes the sidecar (lowest latency; each holds a cluster-wide lock through its WAL flush); 0: only "
       "the first after an idle spell");
   add_duration(app, "retention", c.retention, "Keep log rows this long; clients can resume within it");
+  add(app, "max-replay-rows", c.max_replay_rows,
+      "A client further behind than this many log rows (anyone's) gets a snapshot instead of a replay, "
+      "which would read them all; 0: no limit");
   add_duration(app, "prune-interval", c.prune_interval, "How often to prune the log");
   add_duration(app, "db-timeout", c.db_timeout,
                "A database connect or query unanswered this long counts as a dead connection");

@@ -80,6 +80,9 @@ struct Config {
   // slower than this (per second); above it, the sidecar polls at busy_poll_interval instead.
   double adaptive_notify_max_rate = 2000;
   std::chrono::milliseconds retention{24 * 3600 * 1000};
+  // A client further behind than this many log rows gets a snapshot instead of a replay: its
+  // replay would read them all (about 0.5 s a million here). 0: no limit.
+  uint64_t max_replay_rows = 2000000;
   std::chrono::milliseconds prune_interval{60000};
   std::chrono::milliseconds db_timeout{5000};  // a query or connect unanswered this long: reconnect
   std::chrono::milliseconds reconnect_max{10000};

@@ -87,6 +87,7 @@ class History {
   void flush_snapshots();
   void schedule_replays();
   void flush_replays();
+  void read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, uint64_t in_flight_id);
   void answer_replays(std::vector<PendingReplay>& batch, const PgResult& r);
   // Registers what to tell a query's waiters if the connection is lost before it answers;
   // the query's handler calls done_in_flight() first thing.

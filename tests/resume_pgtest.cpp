@@ -345,6 +345,44 @@ TEST_P(QuietResume, AQuietClientIsGivenANewerOffsetWithItsPingsAndResumingFromIt
   EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
 }
 
+// A replay reads every log row since the client's position, whoever's: past --max-replay-rows
+// a snapshot is cheaper, and the client is told plainly (recovered: false) and handed one.
+class ReplayLimit : public NotifierFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    start_sidecar({"--max-replay-rows", "50"});
+  }
+};
+
+TEST_F(ReplayLimit, AClientFurtherBehindThanTheLimitGetsASnapshotAndANearerOneStillResumes) {
+  auto far = connect("u1");
+  auto near = connect("u2");
+  sql("INSERT INTO channel_members VALUES ('c1', 'u1'), ('c1', 'u2')");
+  std::string far_offset, near_offset;
+  EXPECT_EQ(take(*far, far_offset), (Events{"joined c1 u1"}));
+  far->close();
+  sql("INSERT INTO channel_members SELECT 'x' || i, 'u3' FROM generate_series(1, 100) i");
+  sql("INSERT INTO channel_members VALUES ('c2', 'u2')");
+  EXPECT_EQ(take(*near, near_offset), (Events{"joined c1 u2", "joined c2 u2"}));
+  near->close();
+  sql("INSERT INTO channel_members VALUES ('c3', 'u1'), ('c3', 'u2')");
+
+  nlohmann::json session, snapshot;
+  auto far_again = connect("u1", "&offset=" + far_offset, 0, &session, &snapshot);
+  EXPECT_EQ(session["data"]["recovered"], false) << "about 100 rows behind, the limit is 50";
+  std::set<std::string> channels;
+  for (auto& ch : snapshot["data"]["channels"]) channels.insert(ch["channelId"]);
+  EXPECT_EQ(channels, (std::set<std::string>{"c1", "c3"}));
+  EXPECT_TRUE(sidecar().wait_for_log("log rows behind, more than --max-replay-rows"));
+
+  auto near_again = connect("u2", "&offset=" + near_offset, 0, &session);
+  EXPECT_EQ(session["data"]["recovered"], true) << "a few rows behind";
+  EXPECT_EQ(take(*near_again, near_offset), (Events{"joined c3 u2"}));
+  sql("INSERT INTO channel_members VALUES ('c4', 'u1')");
+  EXPECT_EQ(take(*far_again, far_offset), (Events{"joined c4 u1"}));
+}
+
 // The history connection (replays and snapshots) lost while a client's query is under way:
 // the client is told to come back (1013), not left waiting for an answer that cannot come.
 class HistoryConnectionLost : public NotifierFixture {
