@@ -203,18 +203,22 @@ void History::replay(const std::string& user_id, const Offset& from, ReplayHandl
   schedule_replays();
 }
 
-void History::schedule_replays() {
-  if (replay_running_ || replay_flush_scheduled_ || replays_.empty()) return;
-  replay_flush_scheduled_ = true;
-  // Let every resume of this loop turn join the same query; those that come while it runs
-  // join the next one.
-  asio::post(io_, [this] {
-    replay_flush_scheduled_ = false;
-    if (ready_) return flush_replays();
-    waiting_.push_back([this] {
-      if (ready_) flush_replays();
+void History::flush_later(bool& scheduled, void (History::*flush)()) {
+  if (scheduled) return;
+  scheduled = true;
+  asio::post(io_, [this, &scheduled, flush] {
+    scheduled = false;
+    if (ready_) return (this->*flush)();
+    waiting_.push_back([this, flush] {
+      if (ready_) (this->*flush)();
     });
   });
+}
+
+void History::schedule_replays() {
+  // Resumes that come while a replay query runs join the next one.
+  if (replay_running_ || replays_.empty()) return;
+  flush_later(replay_flush_scheduled_, &History::flush_replays);
 }
 
 void History::flush_replays() {
@@ -355,16 +359,7 @@ void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& 
 void History::snapshot(const std::string& user_id, SnapshotHandler done) {
   snapshots_.push_back({user_id, std::move(done)});
   ensure_connected();
-  if (flush_scheduled_) return;
-  flush_scheduled_ = true;
-  // Let every connect of this loop turn join the same query.
-  asio::post(io_, [this] {
-    flush_scheduled_ = false;
-    if (ready_) return flush_snapshots();
-    waiting_.push_back([this] {
-      if (ready_) flush_snapshots();
-    });
-  });
+  flush_later(flush_scheduled_, &History::flush_snapshots);
 }
 
 void History::flush_snapshots() {

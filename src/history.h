@@ -85,6 +85,9 @@ class History {
   void on_connected();
   void fail_all(const std::string& reason);
   void flush_snapshots();
+  // Runs `flush` on a later loop turn, so that every request of this turn joins its query,
+  // and once connected.
+  void flush_later(bool& scheduled, void (History::*flush)());
   void schedule_replays();
   void flush_replays();
   void read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, uint64_t in_flight_id);

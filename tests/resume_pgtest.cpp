@@ -22,7 +22,22 @@ Events take(WsClient& c, std::string& last_offset, std::chrono::milliseconds qui
 
 }  // namespace
 
-class Resume : public EveryWakeModeFixture {};
+class ResumeFixture : public EveryWakeModeFixture {
+ protected:
+  explicit ResumeFixture(bool start = true) : EveryWakeModeFixture(start) {}
+  // Commits `open` (a transaction that logged u1's 'slow' while u1's client was away), adds
+  // u1's 'later', and resumes u1 from `offset`: both must arrive.
+  void expect_slow_then_later(pqxx::work& open, std::string& offset) {
+    open.commit();
+    sql("INSERT INTO channel_members VALUES ('later', 'u1')");
+    nlohmann::json session;
+    auto again = connect("u1", "&offset=" + offset, 0, &session);
+    EXPECT_EQ(session["data"]["recovered"], true);
+    EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
+  }
+};
+
+class Resume : public ResumeFixture {};
 MN_EVERY_WAKE_MODE(Resume);
 
 TEST_P(Resume, AClientThatDroppedGetsExactlyWhatItMissedInOrderThenLiveEvents) {
@@ -89,12 +104,7 @@ TEST_P(Resume, ATransactionStillRunningAtTheLastOffsetArrivesAfterResume) {
   std::string offset;
   EXPECT_EQ(take(*c, offset), (Events{"joined fast u1"}));
   c->close();
-  ta.commit();
-  sql("INSERT INTO channel_members VALUES ('later', 'u1')");
-  nlohmann::json session;
-  auto again = connect("u1", "&offset=" + offset, 0, &session);
-  EXPECT_EQ(session["data"]["recovered"], true);
-  EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
+  expect_slow_then_later(ta, offset);
 }
 
 TEST_P(Resume, TwoTransactionsCommittingOutOfLogIdOrderWhileAwayBothArrive) {
@@ -309,9 +319,9 @@ TEST_P(Resume, ASidecarRoleWithOnlyTheGrantsItNeedsServesSnapshotsResumesAndPrun
 // A client whose user has no changes keeps the offset of its snapshot; resuming from it would
 // read the whole log since. With each ping it is given the reader's newer position instead,
 // which must lose nothing: here a change of its user still uncommitted when it was given.
-class QuietResume : public EveryWakeModeFixture {
+class QuietResume : public ResumeFixture {
  protected:
-  QuietResume() : EveryWakeModeFixture(false) {}
+  QuietResume() : ResumeFixture(false) {}
 };
 MN_EVERY_WAKE_MODE(QuietResume);
 
@@ -337,12 +347,7 @@ TEST_P(QuietResume, AQuietClientIsGivenANewerOffsetWithItsPingsAndResumingFromIt
   EXPECT_GT(given->pos.base.xmax, slow);
   EXPECT_FALSE(given->pos.has_seen(slow, INT64_MAX)) << "the position claims a change it never sent";
   c->close();
-  ta.commit();
-  sql("INSERT INTO channel_members VALUES ('later', 'u1')");
-  nlohmann::json session;
-  auto again = connect("u1", "&offset=" + offset, 0, &session);
-  EXPECT_EQ(session["data"]["recovered"], true);
-  EXPECT_EQ(take(*again, offset), (Events{"joined slow u1", "joined later u1"}));
+  expect_slow_then_later(ta, offset);
 }
 
 // A replay reads every log row since the client's position, whoever's: past --max-replay-rows
