@@ -258,3 +258,71 @@ b_report() {
     echo
   } >>"$OUT/report.md"
 }
+
+# ---- Part C: a reconnect wave ----------------------------------------------------------------
+# Quiet clients (users with no changes of their own) stay connected while other users' changes
+# fill the log; then the sidecar is killed and restarted on the same port, and every client
+# comes back with the last offset it was given. Each resume reads the log from that offset on,
+# shared by the resumes waiting at the time. With position frames (a ping every $C_PING, each
+# carrying a newer offset to a client that had no event) against without them (a ping interval
+# longer than the run), in one run, each in its own database.
+
+c_variant() {  # c_variant NAME LABEL PING
+  local name=$1 dir=$OUT/c/$1 port tps line i
+  mkdir -p "$dir"
+  make_db "c_$name" ours on
+  start_sidecar "c_$name" "c_$name" adaptive "$dir/sidecar.log" 0 --ping-interval "$3"
+  port=${SRV_PORT[c_$name]}
+  BENCH_JWT_SECRET=$JWT_SECRET NODE_PATH=$BENCH/baseline/node_modules \
+    node "$BENCH/clients/quiet.js" "$port" "$C_CLIENTS" q "$C_RETRY_MS" >"$dir/clients.log" 2>&1 &
+  local clients_pid=$!
+  for ((i = 0; i < 600; i++)); do grep -q '"connected"' "$dir/clients.log" && break; sleep 0.1; done
+  grep -q '"connected"' "$dir/clients.log" || die "part C clients did not connect: $(tail -3 "$dir/clients.log")"
+  psql_q "c_$name" -c CHECKPOINT
+  tps=$(pgbench -n -M prepared -c 16 -j 2 -T "$C_SECS" -f "$BENCH/sql/insert.pgbench" "$(conninfo "c_$name")" 2>&1 |
+    tee "$dir/pgbench.log" | awk '/tps = / { printf "%.0f", $3 }')
+  sleep "$C_SETTLE"  # one more ping interval: the last positions go out
+  fetch_metrics "$port" >"$dir/metrics-before.txt"
+  kill -KILL "${SRV_PID[c_$name]}"
+  wait "${SRV_PID[c_$name]}" 2>/dev/null || true
+  start_sidecar "c_$name" "c_$name" adaptive "$dir/sidecar-restarted.log" "$port" --ping-interval "$3"
+  for ((i = 0; i < 1200; i++)); do grep -q '"back"' "$dir/clients.log" && break; sleep 0.1; done
+  line=$(grep '"back"' "$dir/clients.log") || die "part C clients did not all come back in 120 s: $(tail -3 "$dir/clients.log")"
+  wait "$clients_pid" 2>/dev/null || true
+  fetch_metrics "$port" >"$dir/metrics-after.txt"
+  stop_server "c_$name"
+  C_ROWS[$name]=$(psql_q "c_$name" -At -c "SELECT count(*) FROM membership_notifier.event_log")
+  C_LINE[$name]=$line
+  C_TPS[$name]=$tps
+  C_LABEL[$name]=$2
+  log "C: $2: $line"
+}
+
+part_c() {
+  declare -gA C_ROWS=() C_LINE=() C_TPS=() C_LABEL=()
+  foreign_start
+  c_variant positions "with position frames (--ping-interval $C_PING)" "$C_PING"
+  c_variant none "without (--ping-interval 1h)" 1h
+  local foreign name mf
+  foreign=$(foreign_pct)
+  {
+    echo "## C. A reconnect wave: the sidecar killed and restarted under quiet clients"
+    echo
+    echo "$C_CLIENTS clients of users with no changes of their own stay connected while pgbench (16 writers, ${C_SECS} s, other users) fills the log; then the sidecar is killed (SIGKILL) and started again on the same port, and every client comes back ${C_RETRY_MS} ms after its drop with the last offset it was given. Wave: from the first drop to each client's session frame. Replay reads: the log reads the restarted sidecar made for the resumes (each shared by the resumes waiting then) and their time, sent to answered."
+    echo
+    echo "| sidecar | log rows | position frames before the kill | resumed (recovered) | wave p50 / p99 / last ms | replay reads | their time s |"
+    echo "|---|---|---|---|---|---|---|"
+    for name in positions none; do
+      mf=$OUT/c/$name/metrics-after.txt
+      awk -v label="${C_LABEL[$name]}" -v rows="${C_ROWS[$name]}" -v q="$(metric_value "$mf" membership_notifier_replay_queries_total)" \
+          -v s="$(metric_value "$mf" membership_notifier_replay_query_seconds_total)" -v n="$C_CLIENTS" -v line="${C_LINE[$name]}" 'BEGIN {
+        split("", f); gsub(/[{}"]/, "", line); k = split(line, kv, ",")
+        for (i = 1; i <= k; i++) { split(kv[i], p, ":"); f[p[1]] = p[2] }
+        printf "| %s | %s | %s | %s of %s | %s / %s / %s | %s | %.3f |\n", label, rows, f["positions"], f["recovered"], n,
+               f["p50_ms"], f["p99_ms"], f["last_ms"], q, s }'
+    done
+    echo
+    echo "Other processes on the machine used about $foreign% CPU (100% = one core) on average during part C."
+    echo
+  } >>"$OUT/report.md"
+}
