@@ -24,6 +24,14 @@ class NoticePrinter final : public pqxx::errorhandler {
   std::ostream& out_;
 };
 
+// "N rows" up to a million (counted); past it, the planner's estimate (-1: never analyzed).
+std::string log_rows(long long counted, long long estimated) {
+  if (counted <= 1000000) return std::to_string(counted) + " rows";
+  return "more than 1000000 rows (" +
+         (estimated >= 0 ? "about " + std::to_string(estimated) + " by the planner's statistics"
+                         : std::string("not yet analyzed")) + ")";
+}
+
 void print_status(pqxx::connection& conn, std::ostream& out) {
   pqxx::nontransaction tx(conn);
   auto installed = tx.exec("SELECT to_regclass('membership_notifier.settings') IS NOT NULL");
@@ -37,8 +45,10 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
       "       pruned_through::text,"
       "       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = to_regclass(member_table)"
       "          AND t.tgname LIKE 'membership\\_notifier\\_%' AND t.tgenabled <> 'D'),"
-      "       (SELECT count(*) FROM membership_notifier.event_log),"
-      "       (SELECT min(occurred_at)::text FROM membership_notifier.event_log),"
+      // Counted up to a million rows, and its oldest transaction's first row through the key:
+      // a count and a min() read the whole log, seconds at 24 h of retention.
+      "       (SELECT count(*) FROM (SELECT FROM membership_notifier.event_log LIMIT 1000001) c),"
+      "       (SELECT occurred_at::text FROM membership_notifier.event_log ORDER BY xid, id LIMIT 1),"
       "       (SELECT count(*) FROM membership_notifier.listener),"
       // A client's current state is read by user (history.cpp, up to 1,000 users a query):
       // without an index that starts with the user column, each such query reads the whole
@@ -47,7 +57,8 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
       "          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
       "         WHERE i.indrelid = to_regclass(member_table) AND a.attname = user_column"
       "           AND i.indisvalid AND i.indpred IS NULL),"
-      "       format('CREATE INDEX CONCURRENTLY ON %s (%I)', member_table, user_column)"
+      "       format('CREATE INDEX CONCURRENTLY ON %s (%I)', member_table, user_column),"
+      "       (SELECT reltuples::bigint FROM pg_class WHERE oid = 'membership_notifier.event_log'::regclass)"
       "  FROM membership_notifier.settings");
   if (s.empty()) {
     out << "schema present but not configured (settings empty): run `migrate up`\n";
@@ -63,8 +74,8 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
       << (xtype.empty() ? "none" : channels.empty() ? "column " + xtype : channels + "." + xtype + " by " + r[7].as<std::string>())
       << "\n"
       << "  triggers:  " << r[9].as<int>() << " of 4 enabled\n"
-      << "  log:       " << r[10].as<long long>() << " rows, oldest " << (r[11].is_null() ? "-" : r[11].as<std::string>())
-      << ", pruned through xid " << r[8].as<std::string>() << "\n"
+      << "  log:       " << log_rows(r[10].as<long long>(), r[15].as<long long>()) << ", oldest "
+      << (r[11].is_null() ? "-" : r[11].as<std::string>()) << ", pruned through xid " << r[8].as<std::string>() << "\n"
       << "  listeners: " << r[12].as<long long>() << "\n";
   if (!r[13].is_null()) {
     out << "  snapshots: by index " << r[13].as<std::string>() << "\n";
