@@ -256,6 +256,32 @@ TEST_F(AdaptiveWakeUp, ABurstOfAFewDozenCommitsStopsTheWakeUpsOnlyUntilAReadFind
   EXPECT_EQ(metric(after, "membership_notifier_polling_spells_total"), 1) << after;
 }
 
+// A burst followed by a stream under the limit but over half of it (the bench's 1,000 commits/s
+// against 2,000): the first read after a busy-poll interval finds the burst over, and the
+// stream is woken for. It stayed polling while the estimate stayed over half the limit, which
+// at a steady rate there could be the whole stream.
+TEST_F(AdaptiveWakeUp, AStreamUnderTheLimitAfterABurstIsWokenForAgainAtTheFirstRead) {
+  // A limit of 1,200: a stream of one commit a millisecond or so (pg_sleep's granularity)
+  // lies between half of it and all of it.
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "1200", "--busy-poll-interval", "300ms",
+                 "--log-level", "debug"});  // debug: the spell's lines, for a failure's log
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);
+  const std::string before = metrics();
+  // 25 back to back, then 800 at about 860 a second (each sleeps its millisecond).
+  sql("DO $$ BEGIN FOR i IN 1..25 LOOP INSERT INTO channel_members VALUES ('burst' || i, 'u1'); COMMIT;"
+      " END LOOP; FOR i IN 1..800 LOOP INSERT INTO channel_members VALUES ('stream' || i, 'u1'); COMMIT;"
+      " PERFORM pg_sleep(0.0006); END LOOP; END $$");
+  EXPECT_EQ(events(*c, 1s).size(), 825u);
+  const std::string after = metrics();
+  EXPECT_TRUE(sidecar().wait_for_log("polling instead of being woken: a burst")) << "the burst stopped the wake-ups";
+  EXPECT_GT(metric(after, "membership_notifier_fast_path_rows_total") -
+                metric(before, "membership_notifier_fast_path_rows_total"),
+            300)
+      << "most of the stream went out from its wake-ups\n"
+      << after;
+}
+
 // After an arm the fast path waits until every transaction that may have looked before it has
 // ended (settling). One whose trigger looked before, in this database, logged its change without
 // a NOTIFY: a change committed after it must not go out from its wake-up ahead of it.
