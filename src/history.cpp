@@ -191,16 +191,22 @@ void History::fail_all(const std::string& reason) {
   // the error instead of querying).
   for (auto& w : work) w();
   for (auto& [id, on_lost] : in_flight) on_lost(reason);
-  for (auto& s : snaps) {
-    SnapshotResult res;
-    res.error = "database unavailable: " + reason;
-    s.done(std::move(res));
-  }
+  answer_error(snaps, "database unavailable: " + reason);
+  answer_error(replays, "database unavailable: " + reason);
+}
+
+void History::answer_error(std::vector<PendingReplay>& replays, const std::string& error) {
   for (auto& p : replays) {
     ReplayResult res;
-    res.error = "database unavailable: " + reason;
+    res.error = error;
     p.done(std::move(res));
   }
+}
+
+void History::answer_error(std::vector<PendingSnapshot>& snapshots, const std::string& error) {
+  SnapshotResult res;
+  res.error = error;
+  for (auto& s : snapshots) s.done(res);
 }
 
 uint64_t History::track_in_flight(std::function<void(const std::string&)> on_lost) {
@@ -247,11 +253,7 @@ void History::flush_replays() {
   replay_running_ = true;
   // One registration for the batch's queries; the ones answered early leave `batch`.
   uint64_t id = track_in_flight([batch](const std::string& why) {
-    for (auto& p : *batch) {
-      ReplayResult res;
-      res.error = "database unavailable: " + why;
-      p.done(std::move(res));
-    }
+    answer_error(*batch, "database unavailable: " + why);
   });
   if (cfg_.max_replay_rows == 0) return read_replays(batch, id);
   std::vector<uint64_t> xmaxes;
@@ -328,14 +330,7 @@ void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& 
   std::optional<PgSnapshot> now;
   if (!r.ok() || r.rows() < 1) error = r.ok() ? "no snapshot returned" : r.error();
   else if (!(now = PgSnapshot::parse(r.get(0, 0)))) error = "unparseable snapshot";
-  if (!error.empty()) {
-    for (auto& p : batch) {
-      ReplayResult res;
-      res.error = error;
-      p.done(std::move(res));
-    }
-    return;
-  }
+  if (!error.empty()) return answer_error(batch, error);
   uint64_t pruned = 0;
   auto pt = r.get(0, 8);
   std::from_chars(pt.data(), pt.data() + pt.size(), pruned);
@@ -386,9 +381,7 @@ void History::flush_snapshots() {
     auto shared = std::make_shared<std::vector<PendingSnapshot>>(std::move(batch));
     std::string log_id = log_id_;
     uint64_t id = track_in_flight([shared](const std::string& why) {
-      SnapshotResult res;
-      res.error = "database unavailable: " + why;
-      for (auto& p : *shared) p.done(res);
+      answer_error(*shared, "database unavailable: " + why);
     });
     conn_->query(snapshot_sql_, {postgres_array({users.begin(), users.end()})},
                  [this, shared, log_id, id](PgResult r) {

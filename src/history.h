@@ -92,6 +92,9 @@ class History {
   void flush_replays();
   void read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, uint64_t in_flight_id);
   void answer_replays(std::vector<PendingReplay>& batch, const PgResult& r);
+  // Answers each with `error`: its query could not be made, or its answer was lost.
+  static void answer_error(std::vector<PendingReplay>& replays, const std::string& error);
+  static void answer_error(std::vector<PendingSnapshot>& snapshots, const std::string& error);
   // Registers what to tell a query's waiters if the connection is lost before it answers;
   // the query's handler calls done_in_flight() first thing.
   uint64_t track_in_flight(std::function<void(const std::string& why)> on_lost);

@@ -24,10 +24,13 @@ class NoticePrinter final : public pqxx::errorhandler {
   std::ostream& out_;
 };
 
-// "N rows" up to a million (counted); past it, the planner's estimate (-1: never analyzed).
+// The status counts the log's rows up to this many: a count of the whole log reads all of it.
+constexpr long long kLogRowsCounted = 1000000;
+
+// "N rows" up to kLogRowsCounted; past it, the planner's estimate (-1: never analyzed).
 std::string log_rows(long long counted, long long estimated) {
-  if (counted <= 1000000) return std::to_string(counted) + " rows";
-  return "more than 1000000 rows (" +
+  if (counted <= kLogRowsCounted) return std::to_string(counted) + " rows";
+  return "more than " + std::to_string(kLogRowsCounted) + " rows (" +
          (estimated >= 0 ? "about " + std::to_string(estimated) + " by the planner's statistics"
                          : std::string("not yet analyzed")) + ")";
 }
@@ -40,6 +43,7 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
     return;
   }
   auto s = tx.exec(
+      std::string(
       "SELECT schema_version, log_id, member_table, channel_column, user_column,"
       "       coalesce(xtype_column, ''), coalesce(channels_table, ''), coalesce(channels_key, ''),"
       "       pruned_through::text,"
@@ -47,7 +51,8 @@ void print_status(pqxx::connection& conn, std::ostream& out) {
       "          AND t.tgname LIKE 'membership\\_notifier\\_%' AND t.tgenabled <> 'D'),"
       // Counted up to a million rows, and its oldest transaction's first row through the key:
       // a count and a min() read the whole log, seconds at 24 h of retention.
-      "       (SELECT count(*) FROM (SELECT FROM membership_notifier.event_log LIMIT 1000001) c),"
+      "       (SELECT count(*) FROM (SELECT FROM membership_notifier.event_log LIMIT ") +
+      std::to_string(kLogRowsCounted + 1) + ") c),"
       "       (SELECT occurred_at::text FROM membership_notifier.event_log ORDER BY xid, id LIMIT 1),"
       "       (SELECT count(*) FROM membership_notifier.listener),"
       // A client's current state is read by user (history.cpp, up to 1,000 users a query):

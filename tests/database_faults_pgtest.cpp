@@ -22,17 +22,9 @@ Events take(WsClient& c, std::string* last_offset = nullptr, std::chrono::millis
 
 }  // namespace
 
-// Each test's own cluster, with the application's table in database "app", migrated.
-class OwnClusterFixture : public NotifierFixture {
- protected:
-  void install_app(PgCluster& db) {
-    db.start();
-    db.exec("CREATE DATABASE app");
-    db.exec(table_ddl_, "app");
-    std::string out;
-    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", db.conninfo("app")}, &out), 0) << out;
-  }
-};
+// Each test's own cluster, with the application's table in database "app", migrated
+// (NotifierFixture::install_app).
+class OwnClusterFixture : public NotifierFixture {};
 
 class Failover : public OwnClusterFixture {
  protected:

@@ -456,12 +456,9 @@ class WithoutJit : public NotifierFixture {
  protected:
   void SetUp() override {
     NotifierFixture::SetUp();
-    db_.start();
-    db_.exec("CREATE DATABASE app");
-    db_.exec(table_ddl_, "app");
+    install_app(db_);
+    if (HasFatalFailure()) return;
     db_.exec("CREATE EXTENSION pg_stat_statements", "app");
-    std::string out;
-    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", db_.conninfo("app")}, &out), 0) << out;
     database_url_override_ = db_.conninfo("app");
     start_sidecar();
   }

@@ -902,6 +902,11 @@ TEST_F(Migration, StatusWarnsWhenNoIndexLetsSnapshotsFindAUsersRows) {
   EXPECT_EQ(out.find("WARNING"), std::string::npos) << out;
 }
 
+// Tuples read from the log so far, by the counters a session has flushed.
+const std::string kLogTuplesRead =
+    "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
+    " WHERE relid = 'membership_notifier.event_log'::regclass";
+
 // `migrate status` (also printed by `migrate up`) on a big log: it counts up to a million rows
 // and takes the oldest through the key. A count(*) and a min(occurred_at) each read the whole
 // log: seconds at 24 h of retention.
@@ -912,10 +917,7 @@ TEST_F(Migration, StatusOnALogOfMoreThanAMillionRowsReadsAMillionAndSaysSo) {
       " SELECT 'j', 'c' || g, 'u1', '2026-11-27 10:00:00+00'::timestamptz + g * interval '1 ms'"
       "   FROM generate_series(1, 1100000) g");
   sql("ANALYZE membership_notifier.event_log");
-  const std::string read_sql =
-      "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
-      " WHERE relid = 'membership_notifier.event_log'::regclass";
-  const long long before = std::stoll(one(read_sql));
+  const long long before = std::stoll(one(kLogTuplesRead));
   std::string out;
   ASSERT_EQ(migrate("status", {}, &out), 0);
   EXPECT_NE(out.find("log:       more than 1000000 rows (about 11"), std::string::npos) << out;
@@ -923,7 +925,7 @@ TEST_F(Migration, StatusOnALogOfMoreThanAMillionRowsReadsAMillionAndSaysSo) {
   // The status session's counters reach the view when it ends, which it has.
   long long read = 0;
   for (int i = 0; i < 50 && read == 0; ++i) {
-    read = std::stoll(one(read_sql)) - before;
+    read = std::stoll(one(kLogTuplesRead)) - before;
     if (read == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_GT(read, 1000000) << "the counters must see the count";
@@ -954,15 +956,12 @@ TEST_F(Retention, PruneDeletesOldRowsInBatchesAndAdvancesPrunedThrough) {
 TEST_F(Retention, PruneWithNothingOldReadsOnlyTheOldestBatchNotTheWholeLog) {
   sql("INSERT INTO channel_members (channel_id, user_id) SELECT 'c' || g, 'u1' FROM generate_series(1, 5000) g");
   sql("ANALYZE membership_notifier.event_log");
-  const std::string read_sql =
-      "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
-      " WHERE relid = 'membership_notifier.event_log'::regclass";
   pqxx::connection pruner{conninfo()};
   // Counters reach the view when a session flushes them: force the pruner's, then read afresh.
   const auto tuples_read = [&] {
     pqxx::nontransaction(pruner).exec("SELECT pg_stat_force_next_flush()");
     pqxx::nontransaction(pruner).exec("SELECT 1");
-    return std::stoll(one(read_sql));
+    return std::stoll(one(kLogTuplesRead));
   };
   const long long before = tuples_read();
   for (int i = 0; i < 7; ++i)  // past plpgsql's five custom plans: the generic one too

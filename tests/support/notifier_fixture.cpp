@@ -50,6 +50,14 @@ Sidecar& NotifierFixture::start_sidecar(const std::vector<std::string>& extra, S
   return s;
 }
 
+void NotifierFixture::install_app(PgCluster& db) {
+  db.start();
+  db.exec("CREATE DATABASE app");
+  db.exec(table_ddl_, "app");
+  std::string out;
+  ASSERT_EQ(run_binary({"migrate", "up", "--database-url", db.conninfo("app")}, &out), 0) << out;
+}
+
 std::unique_ptr<WsClient> NotifierFixture::connect(const std::string& user, const std::string& query, uint16_t p,
                                                    nlohmann::json* session, nlohmann::json* snapshot) {
   auto c = WsClient::connect(p ? p : port(), "/ws?access_token=" + token(user) + query);

@@ -37,6 +37,10 @@ class NotifierFixture : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
+  // Starts `db` (a cluster of the test's own) with the application's table in database "app",
+  // migrated.
+  void install_app(PgCluster& db);
+
   // Starts a sidecar on this database; extra args are appended to the defaults
   // (serve --database-url … --listen 127.0.0.1:0). Returns once /readyz says 200.
   Sidecar& start_sidecar(const std::vector<std::string>& extra = {}, Sidecar* which = nullptr);
