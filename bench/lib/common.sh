@@ -94,6 +94,7 @@ make_db() {
             || die "migrate up failed: $(tail -5 "$OUT/migrate-$db.log")" ;;
     node) psql_q "$db" -f "$BENCH/baseline/schema.sql" >/dev/null || die "cannot install the baseline trigger" ;;
     floor) psql_q "$db" -f "$BENCH/sql/floor.sql" >/dev/null || die "cannot install the floor trigger" ;;
+    noop | least_log) psql_q "$db" -f "$BENCH/sql/$kind.sql" >/dev/null || die "cannot install the $kind trigger" ;;
     none) ;;
   esac
 }

@@ -94,13 +94,15 @@ B_CONFIGS=()
 declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_CHECK=() B_PAIR_TPS=()
 B_PAIRED=()
 
-b_setup() {  # b_setup NAME LABEL KIND(none|floor|ours|node) MODE
+# Kinds: none; floor; ref (a reference under the floor, its trigger in sql/MODE.sql: measured
+# in the paired rounds only); ours (the sidecar's triggers and a sidecar in wake mode MODE); node.
+b_setup() {  # b_setup NAME LABEL KIND MODE
   local name=$1 kind=$3 db=b_$1 raw=$OUT/b/$1
   B_CONFIGS+=("$name")
   B_LABEL[$name]=$2
   B_KIND[$name]=$kind
   mkdir -p "$raw"
-  make_db "$db" "$kind" on
+  make_db "$db" "$([[ $kind == ref ]] && echo "$4" || echo "$kind")" on
   case $kind in
     ours)
       start_sidecar "$name" "$db" "$4" "$raw/server.log"
@@ -108,7 +110,7 @@ b_setup() {  # b_setup NAME LABEL KIND(none|floor|ours|node) MODE
     node)
       start_node "$name" "$db" "$raw/server.log"
       lg_start "$name" "${SRV_PORT[$name]}" sio "$B_SOCKETS" "$B_USERS" "$db" "$raw" "${SRV_PID[$name]}" ;;
-    none | floor)
+    none | floor | ref)
       lg_start "$name" 0 ws 0 "$B_USERS" "$db" "$raw" 0 ;;
   esac
   log "B: $2: ${LG_CONNECTED[$name]}"
@@ -125,6 +127,10 @@ part_b() {
   local m name r c k order last=${CLIENT_LIST[-1]} pgb
   foreign_start
   b_setup none "none" none ""
+  if ((B_REFERENCES)); then
+    b_setup noop "a row trigger that does nothing (what firing any trigger costs)" ref noop
+    b_setup least "the least log a trigger could write: xid, op, channel, user; no key, id or time" ref least_log
+  fi
   b_setup floor "a bare row trigger writing the same log; nothing else (the floor)" floor ""
   for m in "${MODE_LIST[@]}"; do
     case $m in
@@ -137,20 +143,23 @@ part_b() {
   b_setup node "one NOTIFY per row, no log (Node baseline)" node ""
 
   for name in "${B_CONFIGS[@]}"; do
-    [[ ${B_KIND[$name]} == none || ${B_KIND[$name]} == floor ]] && continue
+    [[ ${B_KIND[$name]} == ours || ${B_KIND[$name]} == node ]] || continue
     log "B: ${B_LABEL[$name]}: latency at ${B_PROBE_RATE} changes/s"
     B_LOW[$name]=$(lg_cmd "$name" $((B_LOW_SECS + 120)) run tag=low rate="$B_PROBE_RATE" secs="$B_LOW_SECS" writers=2 drain=5)
   done
 
-  local n=${#B_CONFIGS[@]}
+  # The references only answer the 0.8x question: the paired rounds below.
+  local main=()
+  for name in "${B_CONFIGS[@]}"; do [[ ${B_KIND[$name]} == ref ]] || main+=("$name"); done
+  local n=${#main[@]}
   for ((r = 1; r <= B_ROUNDS; r++)); do
     for c in "${CLIENT_LIST[@]}"; do
       order=()
-      for ((k = 0; k < n; k++)); do order+=("${B_CONFIGS[(k + r - 1) % n]}"); done
+      for ((k = 0; k < n; k++)); do order+=("${main[(k + r - 1) % n]}"); done
       for name in "${order[@]}"; do
         B_TPS[$name,$c,$r]=$(b_pgbench "$name" "$c" "$B_SECS" "$OUT/b/$name/pgbench-c$c-r$r.log")
       done
-      log "B: round $r/$B_ROUNDS, $c writers: $(for name in "${B_CONFIGS[@]}"; do printf '%s %s  ' "$name" "${B_TPS[$name,$c,$r]}"; done)"
+      log "B: round $r/$B_ROUNDS, $c writers: $(for name in "${main[@]}"; do printf '%s %s  ' "$name" "${B_TPS[$name,$c,$r]}"; done)"
     done
   done
 
@@ -175,7 +184,7 @@ part_b() {
 
   # The highest rate: probes ride along with the largest pgbench point, one configuration at a time.
   for name in "${B_CONFIGS[@]}"; do
-    [[ ${B_KIND[$name]} == none || ${B_KIND[$name]} == floor ]] && continue
+    [[ ${B_KIND[$name]} == ours || ${B_KIND[$name]} == node ]] || continue
     log "B: ${B_LABEL[$name]}: latency during pgbench with $last writers"
     psql_q "b_$name" -c CHECKPOINT
     pgbench -n -M prepared -c "$last" -j 2 -T "$B_HI_SECS" -f "$BENCH/sql/insert.pgbench" \
@@ -209,6 +218,7 @@ b_report() {
     echo "| triggers installed | ${heads}vs none at $last | p50 / p99 ms at ${B_PROBE_RATE}/s | p50 / p99 ms at max rate | lost | server CPU % at max |"
     echo "|---|$(for c in "${CLIENT_LIST[@]}"; do printf -- '---|'; done)---|---|---|---|---|"
     for name in "${B_CONFIGS[@]}"; do
+      [[ ${B_KIND[$name]} == ref ]] && continue
       cells=""
       for c in "${CLIENT_LIST[@]}"; do
         vals=()
