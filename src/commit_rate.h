@@ -68,18 +68,19 @@ class CommitRate {
 // idle, 135 ms of commits at 2,700/s (here, each taking the NOTIFY lock in turn) before it
 // reads 2,000/s. The span of the last kCommits commits tells within kCommits commits. The
 // price is noise: that span varies by about a fifth at a steady rate, so it is trusted only
-// where the estimate has not caught up (starts(), below). It needs kCommits commits to say
-// anything at all, so a lone commit never reads as a high rate (the estimate above cannot tell
-// one from a rate below 1/tau).
+// where the estimate had not seen a rate near the limit before those commits (starts(), below).
+// It needs kCommits commits to say anything at all, so a lone commit never reads as a high rate
+// (the estimate above cannot tell one from a rate below 1/tau).
 class CommitBurst {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kCommits = 20;
 
-  // Records one commit; returns the rate of the last kCommits commits, per second (0 until
-  // there have been that many).
-  double add(Clock::time_point now) {
+  // Records one commit, and the estimate as it was just before it; returns the rate of the last
+  // kCommits commits, per second (0 until there have been that many).
+  double add(Clock::time_point now, double estimate_before = 0) {
     at_[next_] = now;
+    before_[next_] = estimate_before;
     next_ = (next_ + 1) % kCommits;
     if (seen_ < kCommits && ++seen_ < kCommits) return 0;
     // at_[next_] is now the oldest of the last kCommits: kCommits - 1 gaps from it to this one.
@@ -87,17 +88,27 @@ class CommitBurst {
     return (kCommits - 1) / std::max(span, 1e-6);
   }
 
-  // Whether a burst's rate says commits come faster than `limit` when the estimate above
-  // (`recent`) does not know it yet: only from well below the limit. At a steady rate near half
-  // the limit, 20 random commits are now and then closer than the limit allows (at 1,000/s,
-  // about one in 200 spans of 20 is under 9.5 ms); the estimate knows that rate, and a burst
-  // must not stop the NOTIFYs there.
-  static bool starts(double burst, double recent, double limit) {
-    return burst > limit && recent < limit / 4;
+  // The estimate as it was just before the oldest of the last kCommits commits: what was known
+  // of the rate before they came. Not the estimate now, which those commits have raised: by
+  // about kCommits / tau (150-200/s), past a quarter of any limit under 800/s, and a limit the
+  // NOTIFY lock's queue lowered is that low (the adaptive reader's contended rate, 100-300/s on
+  // a fast disk). Against the estimate now, no burst was ever seen under such a limit, and each
+  // start from idle let 50-110 ms of commits through one at a time until the estimate reached
+  // the limit.
+  double estimate_before() const { return before_[next_]; }
+
+  // Whether a burst's rate (`burst`) says commits come faster than `limit` where the estimate
+  // before them (`before`, estimate_before()) did not know it: only from well below the limit.
+  // At a steady rate near half the limit, 20 random commits are now and then closer than the
+  // limit allows (at 1,000/s, about one in 200 spans of 20 is under 9.5 ms); the estimate knows
+  // that rate, and a burst must not stop the NOTIFYs there.
+  static bool starts(double burst, double before, double limit) {
+    return burst > limit && before < limit / 4;
   }
 
  private:
   std::array<Clock::time_point, kCommits> at_{};
+  std::array<double, kCommits> before_{};
   size_t next_ = 0;
   size_t seen_ = 0;
 };

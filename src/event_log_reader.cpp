@@ -263,12 +263,12 @@ void EventLogReader::on_notification(const std::string& payload) {
   const auto now = CommitBurst::Clock::now();
   double burst = 0;
   if (!row || row->xid != last_woken_xid_) {
-    burst = commit_burst_.add(now);
+    burst = commit_burst_.add(now, commit_rate_.per_second(now));
     if (row) last_woken_xid_ = row->xid;
   }
   take_wake_up(std::move(row));  // counts a fast-path commit in the estimate
   if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
-      CommitBurst::starts(burst, commit_rate_.per_second(now), max_notify_rate())) {
+      CommitBurst::starts(burst, commit_burst_.estimate_before(), max_notify_rate())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
     // the polling this starts lasts as long as the burst does, or until the first read that

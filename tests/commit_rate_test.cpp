@@ -102,12 +102,38 @@ TEST(CommitBurst, TheStartOfABurstIsSeenInTwentyCommitsWhereTheRateEstimateNeeds
   int by_burst = 0, by_estimate = 0;
   for (int i = 1; i <= 2000 && (!by_burst || !by_estimate); ++i) {
     t += std::chrono::microseconds(370);
+    const double b = burst.add(t, estimate.per_second(t));
     estimate.add(t);
-    if (!by_burst && CommitBurst::starts(burst.add(t), estimate.per_second(t), 2000)) by_burst = i;
+    if (!by_burst && CommitBurst::starts(b, burst.estimate_before(), 2000)) by_burst = i;
     if (!by_estimate && estimate.per_second(t) >= 2000) by_estimate = i;
   }
   EXPECT_EQ(by_burst, static_cast<int>(CommitBurst::kCommits));
   EXPECT_GT(by_estimate, 300);
+}
+
+// Once commits were seen queueing on the NOTIFY lock, the adaptive reader's limit is the rate
+// they went at then, 100-300/s on a fast disk. A burst from idle takes turns on the lock at about
+// that rate again, and the burst's own 20 commits lift the estimate past a quarter of such a
+// limit: judged by the estimate now, no burst was ever seen, and each start let commits through
+// one at a time until the estimate itself reached the limit.
+TEST(CommitBurst, UnderALimitTheLocksQueueLoweredTheStartOfABurstIsStillSeenInTwentyCommits) {
+  CommitBurst burst;
+  CommitRate estimate;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  const double limit = 300;
+  int by_burst = 0, by_estimate = 0;
+  double estimate_at_twenty = 0;
+  for (int i = 1; i <= 1000 && (!by_burst || !by_estimate); ++i) {
+    t += std::chrono::microseconds(2500);  // 400/s, one at a time
+    const double b = burst.add(t, estimate.per_second(t));
+    estimate.add(t);
+    if (i == static_cast<int>(CommitBurst::kCommits)) estimate_at_twenty = estimate.per_second(t);
+    if (!by_burst && CommitBurst::starts(b, burst.estimate_before(), limit)) by_burst = i;
+    if (!by_estimate && estimate.per_second(t) >= limit) by_estimate = i;
+  }
+  EXPECT_EQ(by_burst, static_cast<int>(CommitBurst::kCommits));
+  EXPECT_GT(estimate_at_twenty, limit / 4) << "the burst's own commits, which the old check counted";
+  EXPECT_GT(by_estimate, 50);
 }
 
 // Random commits at half the limit now and then come 20 within 9.5 ms. Taken for a burst, each
@@ -122,11 +148,31 @@ TEST(CommitBurst, AMinuteOfRandomCommitsAtHalfTheLimitNeverLooksLikeTheStartOfAB
   int over_limit = 0, starts = 0;
   for (int i = 0; i < 60000; ++i) {
     t += std::chrono::microseconds(static_cast<int64_t>(gap_us(rng)));
+    const double b = burst.add(t, estimate.per_second(t));
     estimate.add(t);
-    const double b = burst.add(t);
     over_limit += b > 2000;
-    starts += CommitBurst::starts(b, estimate.per_second(t), 2000);
+    starts += CommitBurst::starts(b, burst.estimate_before(), 2000);
   }
   EXPECT_GT(over_limit, 0) << "the spans alone do cross the limit";
+  EXPECT_EQ(starts, 0);
+}
+
+// The same under a limit the NOTIFY lock's queue lowered to 300/s, for a steady stream at a
+// third of it: the adaptive reader's low-rate case after a contended burst.
+TEST(CommitBurst, AMinuteOfRandomCommitsAtAThirdOfALoweredLimitNeverLooksLikeTheStartOfABurst) {
+  std::mt19937 rng(11);
+  std::exponential_distribution<double> gap_us(1.0 / 10000);  // 100 per second
+  CommitBurst burst;
+  CommitRate estimate;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  int over_limit = 0, starts = 0;
+  for (int i = 0; i < 6000; ++i) {
+    t += std::chrono::microseconds(static_cast<int64_t>(gap_us(rng)));
+    const double b = burst.add(t, estimate.per_second(t));
+    estimate.add(t);
+    over_limit += b > 150;
+    starts += CommitBurst::starts(b, burst.estimate_before(), 300);
+  }
+  EXPECT_GT(over_limit, 0) << "the spans alone do cross half the limit";
   EXPECT_EQ(starts, 0);
 }
