@@ -136,43 +136,46 @@ TEST(CommitBurst, UnderALimitTheLocksQueueLoweredTheStartOfABurstIsStillSeenInTw
   EXPECT_GT(by_estimate, 50);
 }
 
+namespace {
+
+// A minute of random (Poisson) commits at `rate` per second, judged against `limit`: how many
+// spans of 20 crossed the limit, and how many of those CommitBurst took for the start of a burst.
+struct RandomMinute {
+  int over_limit = 0;
+  int starts = 0;
+};
+RandomMinute random_minute(double rate, double limit, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::exponential_distribution<double> gap_us(rate / 1e6);
+  CommitBurst burst;
+  CommitRate estimate;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  RandomMinute m;
+  for (int i = 0; i < static_cast<int>(rate * 60); ++i) {
+    t += std::chrono::microseconds(static_cast<int64_t>(gap_us(rng)));
+    const double b = burst.add(t, estimate.per_second(t));
+    estimate.add(t);
+    m.over_limit += b > limit;
+    m.starts += CommitBurst::starts(b, burst.estimate_before(), limit);
+  }
+  return m;
+}
+
+}  // namespace
+
 // Random commits at half the limit now and then come 20 within 9.5 ms. Taken for a burst, each
 // would stop the NOTIFYs of an application the limit says should have them, and at that rate
 // polling goes on for as long as the rate stays there.
 TEST(CommitBurst, AMinuteOfRandomCommitsAtHalfTheLimitNeverLooksLikeTheStartOfABurst) {
-  std::mt19937 rng(7);
-  std::exponential_distribution<double> gap_us(1.0 / 1000);  // 1,000 per second
-  CommitBurst burst;
-  CommitRate estimate;
-  auto t = CommitRate::Clock::time_point{} + 1h;
-  int over_limit = 0, starts = 0;
-  for (int i = 0; i < 60000; ++i) {
-    t += std::chrono::microseconds(static_cast<int64_t>(gap_us(rng)));
-    const double b = burst.add(t, estimate.per_second(t));
-    estimate.add(t);
-    over_limit += b > 2000;
-    starts += CommitBurst::starts(b, burst.estimate_before(), 2000);
-  }
-  EXPECT_GT(over_limit, 0) << "the spans alone do cross the limit";
-  EXPECT_EQ(starts, 0);
+  const RandomMinute m = random_minute(1000, 2000, 7);
+  EXPECT_GT(m.over_limit, 0) << "the spans alone do cross the limit";
+  EXPECT_EQ(m.starts, 0);
 }
 
-// The same under a limit the NOTIFY lock's queue lowered to 300/s, for a steady stream at a
-// third of it: the adaptive reader's low-rate case after a contended burst.
-TEST(CommitBurst, AMinuteOfRandomCommitsAtAThirdOfALoweredLimitNeverLooksLikeTheStartOfABurst) {
-  std::mt19937 rng(11);
-  std::exponential_distribution<double> gap_us(1.0 / 10000);  // 100 per second
-  CommitBurst burst;
-  CommitRate estimate;
-  auto t = CommitRate::Clock::time_point{} + 1h;
-  int over_limit = 0, starts = 0;
-  for (int i = 0; i < 6000; ++i) {
-    t += std::chrono::microseconds(static_cast<int64_t>(gap_us(rng)));
-    const double b = burst.add(t, estimate.per_second(t));
-    estimate.add(t);
-    over_limit += b > 150;
-    starts += CommitBurst::starts(b, burst.estimate_before(), 300);
-  }
-  EXPECT_GT(over_limit, 0) << "the spans alone do cross half the limit";
-  EXPECT_EQ(starts, 0);
+// The same under a limit the NOTIFY lock's queue lowered to 300/s: the low-rate case after a
+// contended burst.
+TEST(CommitBurst, AMinuteOfRandomCommitsAtHalfALoweredLimitNeverLooksLikeTheStartOfABurst) {
+  const RandomMinute m = random_minute(150, 300, 11);
+  EXPECT_GT(m.over_limit, 0) << "the spans alone do cross the limit";
+  EXPECT_EQ(m.starts, 0);
 }
