@@ -93,7 +93,7 @@ class CommitBurst {
   // about kCommits / tau (150-200/s), past a quarter of any limit under 800/s, and a limit the
   // NOTIFY lock's queue lowered is that low (the adaptive reader's contended rate, 100-300/s on
   // a fast disk). Against the estimate now, no burst was ever seen under such a limit, and each
-  // start from idle let 50-110 ms of commits through one at a time until the estimate reached
+  // start from idle let 10-110 ms of commits through one at a time until the estimate reached
   // the limit.
   double estimate_before() const { return before_[next_]; }
 

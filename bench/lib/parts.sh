@@ -117,10 +117,7 @@ b_setup() {  # b_setup NAME LABEL KIND MODE
 }
 
 b_pgbench() {  # b_pgbench NAME CLIENTS SECS LOG: prints tps
-  psql_q "b_$1" -c CHECKPOINT
-  pgbench -n -M prepared -c "$2" -j $(($2 < 2 ? $2 : 2)) -T "$3" -f "$BENCH/sql/insert.pgbench" \
-    "$(conninfo "b_$1")" >"$4" 2>&1 || die "pgbench failed: $(tail -3 "$4")"
-  printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$4")"
+  pgbench_tps "b_$1" "$2" "$3" "$4"
 }
 
 part_b() {
@@ -288,9 +285,7 @@ c_variant() {  # c_variant NAME LABEL PING
   local clients_pid=$!
   for ((i = 0; i < 600; i++)); do grep -q '"connected"' "$dir/clients.log" && break; sleep 0.1; done
   grep -q '"connected"' "$dir/clients.log" || die "part C clients did not connect: $(tail -3 "$dir/clients.log")"
-  psql_q "c_$name" -c CHECKPOINT
-  tps=$(pgbench -n -M prepared -c 16 -j 2 -T "$C_SECS" -f "$BENCH/sql/insert.pgbench" "$(conninfo "c_$name")" 2>&1 |
-    tee "$dir/pgbench.log" | awk '/tps = / { printf "%.0f", $3 }')
+  tps=$(pgbench_tps "c_$name" 16 "$C_SECS" "$dir/pgbench.log")
   sleep "$C_SETTLE"  # one more ping interval: the last positions go out
   fetch_metrics "$port" >"$dir/metrics-before.txt"
   kill -KILL "${SRV_PID[c_$name]}"
