@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 namespace mn {
 
@@ -82,8 +83,15 @@ class CommitBurst {
     at_[next_] = now;
     before_[next_] = estimate_before;
     next_ = (next_ + 1) % kCommits;
-    if (seen_ < kCommits && ++seen_ < kCommits) return 0;
-    // at_[next_] is now the oldest of the last kCommits: kCommits - 1 gaps from it to this one.
+    if (seen_ < kCommits) ++seen_;
+    return rate(now);
+  }
+
+  // The rate of the last kCommits commits as of `now` (0 until there have been that many): at a
+  // commit, the rate add() returned; after it, lower, as if the next one were coming now.
+  double rate(Clock::time_point now) const {
+    if (seen_ < kCommits) return 0;
+    // at_[next_] is the oldest of the last kCommits: kCommits - 1 gaps from it to the newest.
     const double span = std::chrono::duration<double>(now - at_[next_]).count();
     return (kCommits - 1) / std::max(span, 1e-6);
   }
@@ -106,11 +114,73 @@ class CommitBurst {
     return burst > limit && before < limit / 4;
   }
 
+  // The rate commits came at when they were seen queueing on the NOTIFY lock: the adaptive
+  // reader's lowered limit, from which on a NOTIFY per commit costs the application. The
+  // estimate (`estimate`, now) lags a start from idle, when the queue is usually seen: it read
+  // 70-108/s where the notifying commits had come at 300/s or more, and a steady stream above
+  // half that limit (100/s) was then polled, not woken, for as long as it lasted. The span of
+  // the last kCommits commits does not lag; the estimate still speaks for a rate kept up
+  // longer than they span.
+  static double contended_rate(double estimate, double burst_now) { return std::max(estimate, burst_now); }
+
  private:
   std::array<Clock::time_point, kCommits> at_{};
   std::array<double, kCommits> before_{};
   size_t next_ = 0;
   size_t seen_ = 0;
+};
+
+// The adaptive reader's limit once commits were seen queueing on the NOTIFY lock: the rate
+// they came at then (CommitBurst::contended_rate()). That rate is the disk's under that load
+// (the lock is held through each WAL flush, and a flush under 16 writers took 7 ms here where
+// one alone took under 1): kept, it polled the 100/s for as long as it lasted after a
+// load had passed (p50 2.5-10.7 ms, bench part B). So the limit relaxes, a doubling every
+// relax_after() from when it was set, until it reaches the configured one and is gone. A
+// stream it then lets be woken that still makes commits queue is seen again within three looks,
+// and sets it again. Seen right after being woken again (within kFirstRelax of it, under five
+// minutes after the last time), the relaxation was too soon: relax_after() doubles, up to a
+// minute, so a rate the disk cannot take tries being woken less and less often (each try is
+// 70-100 ms of commits one at a time). Otherwise it is a new load, which may end at once
+// (part B's rounds begin from idle every few seconds, and each would have doubled it): a second.
+class ContendedLimit {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kFirstRelax{1000};
+  static constexpr std::chrono::milliseconds kMaxRelax{60000};
+  static constexpr std::chrono::milliseconds kForget{300000};
+
+  // Commits were seen queueing at `rate` per second; the reader waits for wake-ups since
+  // `woken_since`.
+  void seen(Clock::time_point now, double rate, Clock::time_point woken_since) {
+    const bool soon_again = set_ && now - set_at_ < kForget && now - woken_since < kFirstRelax;
+    relax_after_ = soon_again ? std::min(relax_after_ * 2, kMaxRelax) : kFirstRelax;
+    rate_ = std::max(rate, 1.0);
+    set_at_ = now;
+    set_ = true;
+  }
+
+  // The limit now, 0 if none: the rate seen, doubled for each relax_after() since, gone at `cap`.
+  double at(Clock::time_point now, double cap) const {
+    if (!set_) return 0;
+    double v = rate_;
+    for (auto n = relaxations(now); v < cap; --n) {
+      if (n == 0) return v;
+      v *= 2;
+    }
+    return 0;
+  }
+
+  std::chrono::milliseconds relax_after() const { return relax_after_; }
+
+ private:
+  int64_t relaxations(Clock::time_point now) const {
+    return now <= set_at_ ? 0 : (now - set_at_) / relax_after_;
+  }
+
+  bool set_ = false;
+  double rate_ = 0;
+  Clock::time_point set_at_{};
+  std::chrono::milliseconds relax_after_ = kFirstRelax;
 };
 
 }  // namespace mn

@@ -26,7 +26,6 @@ constexpr std::chrono::milliseconds kContentionCheckEvery{50};
 constexpr std::chrono::milliseconds kContentionConfirmEvery{10};
 constexpr double kContentionMinRate = 20;
 constexpr int kContentionChecks = 3;
-constexpr std::chrono::seconds kContentionMemory{60};
 // A fast-path position counts at most this many transactions as in progress (offsets stay
 // short); past it, rows wait for the read.
 constexpr size_t kMaxFastInProgress = 64;
@@ -517,6 +516,7 @@ void EventLogReader::leave_out_other_databases() {
 
 void EventLogReader::start_settling() {
   wake_ = Wake::settling;
+  woken_since_ = std::chrono::steady_clock::now();
   armed_at_.reset();  // taken from the next read
   ++arms_;
   settle_delay_ = cfg_.busy_poll_interval;
@@ -581,15 +581,9 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // limit itself: the hysteresis is for spells the rate began.
       if (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows)
         return schedule_poll(cfg_.busy_poll_interval);
-      // A queue on the NOTIFY lock seen long ago may have been a passing slow disk: let the
-      // limit it set grow back, a doubling per re-arm.
-      if (contended_rate_ > 0 && std::chrono::steady_clock::now() - contended_at_ > kContentionMemory) {
-        contended_rate_ *= 2;
-        if (contended_rate_ >= cfg_.adaptive_notify_max_rate) contended_rate_ = 0;
-      }
-      spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately)",
+      spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - spell_started_).count(),
-                    rate);
+                    rate, max_rate);
       set_waiting(true);
       start_settling();
       return read();  // queued after the UPDATE: its snapshot sees the arm committed
@@ -606,7 +600,8 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
 
 double EventLogReader::max_notify_rate() const {
   const double limit = cfg_.adaptive_notify_max_rate;
-  return contended_rate_ > 0 ? std::min(limit, contended_rate_) : limit;
+  const double contended = contended_.at(std::chrono::steady_clock::now(), limit);
+  return contended > 0 ? std::min(limit, contended) : limit;
 }
 
 // The rate limit is a guess at where a NOTIFY per commit starts to cost the application; the
@@ -641,12 +636,15 @@ void EventLogReader::check_notify_contention() {
     contention_seen_ = waiters >= 2 ? contention_seen_ + 1 : 0;
     if (contention_seen_ < kContentionChecks || wake_ == Wake::draining) return;
     contention_seen_ = 0;
-    contended_at_ = std::chrono::steady_clock::now();
-    const double rate = commit_rate_.per_second(contended_at_);
-    contended_rate_ = std::max(1.0, rate);
+    const auto seen_at = std::chrono::steady_clock::now();
+    const double rate = CommitBurst::contended_rate(commit_rate_.per_second(seen_at), commit_burst_.rate(seen_at));
+    contended_.seen(seen_at, rate, woken_since_);
+    // The estimate may lag that rate (CommitBurst::contended_rate() says why): read against it,
+    // it re-armed at once, and the commits queued again.
+    commit_rate_.raise_to(seen_at, rate);
     ++stats_.notify_contention;
-    spdlog::info("commits queue on the NOTIFY lock ({} waiting) at {:.0f} commits/s: polling from "
-                 "that rate on", waiters, rate);
+    spdlog::info("commits queue on the NOTIFY lock ({} waiting) at {:.0f} commits/s: polling from that "
+                 "rate on, the limit doubling every {} ms", waiters, rate, contended_.relax_after().count());
     start_polling("commits queueing on the NOTIFY lock");
     if (!reading_) schedule_poll(cfg_.busy_poll_interval);
   });

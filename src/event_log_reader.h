@@ -189,11 +189,9 @@ class EventLogReader {
   // draining, and set by start_polling(), the only way in.
   bool burst_unconfirmed_ = false;
 
-  // Adaptive mode: the commit rate at which commits were last seen queueing on the NOTIFY
-  // lock. The disk decides it (the lock is held through each WAL flush), not the flag's limit:
-  // from then on it is the limit too.
-  double contended_rate_ = 0;                          // 0: never seen
-  std::chrono::steady_clock::time_point contended_at_{};
+  // Adaptive mode: the limit that commits queueing on the NOTIFY lock set (ContendedLimit).
+  ContendedLimit contended_;
+  std::chrono::steady_clock::time_point woken_since_{};  // the last arm
   std::chrono::steady_clock::time_point contention_checked_{};
   bool contention_check_out_ = false;
   int contention_seen_ = 0;  // checks in a row that found a queue

@@ -9,6 +9,7 @@
 using namespace std::chrono_literals;
 using mn::CommitBurst;
 using mn::CommitRate;
+using mn::ContendedLimit;
 
 TEST(CommitRate, ASteadyRateReadsAsThatRate) {
   CommitRate r;
@@ -136,6 +137,53 @@ TEST(CommitBurst, UnderALimitTheLocksQueueLoweredTheStartOfABurstIsStillSeenInTw
   EXPECT_GT(by_estimate, 50);
 }
 
+TEST(CommitBurst, ItsRateFallsAfterTheLastCommitAsIfTheNextWereComingNow) {
+  CommitBurst b;
+  auto t = CommitBurst::Clock::time_point{} + 1h;
+  for (size_t i = 1; i < CommitBurst::kCommits; ++i) b.add(t += 1ms);
+  EXPECT_EQ(b.rate(t), 0) << "nothing until twenty commits";
+  EXPECT_NEAR(b.rate(t), b.add(t += 1ms), 1e-9);
+  EXPECT_NEAR(b.rate(t), 1000, 1);
+  EXPECT_NEAR(b.rate(t + 19ms), 500, 1);
+  EXPECT_LT(b.rate(t + 1s), 20) << "a burst long over";
+}
+
+// Commits queue on the NOTIFY lock mostly at the start of a burst from idle: here 16 writers'
+// commits take turns at 300/s, and the reader's third look at the queue confirms it 80 ms in.
+// The limit it sets is where a NOTIFY per commit starts to cost: taken from the estimate, it
+// was under half the rate the commits really came at, and every steady stream over a quarter
+// of that rate (the 100/s) was polled, not woken, for as long as it lasted.
+TEST(CommitBurst, CommitsSeenQueueingAtTheStartOfABurstSetTheLimitAtTheRateTheyCameNotTheLaggingEstimate) {
+  CommitBurst burst;
+  CommitRate estimate;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  for (int i = 0; i < 24; ++i) {  // 80 ms at 300/s
+    t += std::chrono::microseconds(3333);
+    burst.add(t, estimate.per_second(t));
+    estimate.add(t);
+  }
+  t += 1ms;  // the look's answer
+  EXPECT_LT(estimate.per_second(t), 200) << "what the estimate alone says";
+  EXPECT_NEAR(CommitBurst::contended_rate(estimate.per_second(t), burst.rate(t)), 300, 20);
+}
+
+// A queue seen under a rate kept up for seconds: the estimate knows it, whatever the last few
+// commits' span says (an unlucky gap, or the last commits long ago).
+TEST(CommitBurst, CommitsSeenQueueingAfterASteadyRateSetTheLimitAtLeastAtThatRate) {
+  CommitBurst burst;
+  CommitRate estimate;
+  auto t = CommitRate::Clock::time_point{} + 1h;
+  for (int i = 0; i < 1000; ++i) {  // 2 s at 500/s
+    t += 2ms;
+    burst.add(t, estimate.per_second(t));
+    estimate.add(t);
+  }
+  t += 30ms;  // a stall before the answer: the last twenty commits now span 68 ms
+  EXPECT_LT(burst.rate(t), 300);
+  EXPECT_GT(estimate.per_second(t), 350);
+  EXPECT_EQ(CommitBurst::contended_rate(estimate.per_second(t), burst.rate(t)), estimate.per_second(t));
+}
+
 namespace {
 
 // A minute of random (Poisson) commits at `rate` per second, judged against `limit`: how many
@@ -178,4 +226,63 @@ TEST(CommitBurst, AMinuteOfRandomCommitsAtHalfALoweredLimitNeverLooksLikeTheStar
   const RandomMinute m = random_minute(150, 300, 11);
   EXPECT_GT(m.over_limit, 0) << "the spans alone do cross the limit";
   EXPECT_EQ(m.starts, 0);
+}
+
+// The limit the lock's queue sets is the disk's rate under that load: 147/s under part B's 16
+// writers, where 100/s alone never queued. Kept, it polled 100/s after the load had passed.
+TEST(ContendedLimit, ItRelaxesByADoublingEverySecondUntilTheConfiguredLimitThenIsGone) {
+  ContendedLimit l;
+  auto t = ContendedLimit::Clock::time_point{} + 1h;
+  EXPECT_EQ(l.at(t, 2000), 0) << "none until a queue is seen";
+  l.seen(t, 147, t - 10s);
+  EXPECT_EQ(l.relax_after(), 1s);
+  EXPECT_EQ(l.at(t, 2000), 147);
+  EXPECT_EQ(l.at(t + 999ms, 2000), 147);
+  EXPECT_EQ(l.at(t + 1s, 2000), 294);
+  EXPECT_EQ(l.at(t + 3500ms, 2000), 1176);
+  EXPECT_EQ(l.at(t + 4s, 2000), 0) << "2,352/s: past the configured limit";
+  EXPECT_EQ(l.at(t + 1h, 2000), 0);
+  ContendedLimit over;
+  over.seen(t, 2500, t - 10s);
+  EXPECT_EQ(over.at(t, 2000), 0) << "a queue over the configured limit: that limit stands";
+}
+
+// A stream the relaxed limit let be woken, whose commits queue again at once: the disk cannot
+// take it, so it tries less and less often, up to once a minute.
+TEST(ContendedLimit, SeenAgainRightAfterBeingWokenItRelaxesHalfAsOftenUpToAMinute) {
+  ContendedLimit l;
+  auto t = ContendedLimit::Clock::time_point{} + 1h;
+  l.seen(t, 150, t - 10s);
+  std::chrono::milliseconds expected = 1s;
+  for (int i = 0; i < 10; ++i) {
+    t += expected * 3;  // relaxed to 1,200/s: a stream of 500/s is woken again...
+    ASSERT_EQ(l.at(t, 2000), 1200);
+    l.seen(t + 80ms, 150, t);  // ...and queues within three looks
+    t += 80ms;
+    expected = std::min<std::chrono::milliseconds>(expected * 2, 60s);
+    EXPECT_EQ(l.relax_after(), expected) << "try " << i;
+  }
+  EXPECT_EQ(l.at(t + 59s, 2000), 150);
+}
+
+// A queue at the start of a load that found the reader woken for a while (a new burst from
+// idle, which may be over at once), or five minutes after the last: from a second again.
+TEST(ContendedLimit, ANewLoadStartsFromASecondAgain) {
+  ContendedLimit l;
+  auto t = ContendedLimit::Clock::time_point{} + 1h;
+  // Seen after `gap`, woken for `woken` before it.
+  const auto seen_after = [&](std::chrono::milliseconds gap, std::chrono::milliseconds woken) {
+    t += gap;
+    l.seen(t, 150, t - woken);
+  };
+  seen_after(0s, 10s);
+  seen_after(3s, 10ms);
+  seen_after(6s, 10ms);
+  ASSERT_EQ(l.relax_after(), 4s);
+  seen_after(20s, 5s);
+  EXPECT_EQ(l.relax_after(), 1s) << "woken for 5 s before it";
+  seen_after(3s, 10ms);
+  ASSERT_EQ(l.relax_after(), 2s);
+  seen_after(6min, 10ms);
+  EXPECT_EQ(l.relax_after(), 1s) << "six minutes after the last";
 }
