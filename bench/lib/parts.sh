@@ -91,7 +91,7 @@ part_a() {
 # pgbench points can be interleaved: this disk's fsync cost drifts several-fold over tens of
 # seconds, and configurations measured one after the other would mostly measure the drift.
 B_CONFIGS=()
-declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_CHECK=() B_PAIR_TPS=()
+declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_AFTER=() B_CHECK=() B_PAIR_TPS=()
 B_PAIRED=()
 
 # Kinds: none; floor; ref (a reference under the floor, its trigger in sql/MODE.sql: measured
@@ -191,29 +191,33 @@ part_b() {
     B_HI[$name]=$(lg_cmd "$name" $((B_HI_SECS + 120)) run tag=hi rate="$B_PROBE_RATE" secs=$((B_HI_SECS - 4)) writers=4 drain=5)
     wait "$pgb" || die "pgbench failed: $(tail -3 "$OUT/b/$name/pgbench-hi.log")"
     B_HI_TPS[$name]=$(printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$OUT/b/$name/pgbench-hi.log")")
+    # The low rate again, at once: what a load leaves behind (adaptive mode remembers a queue
+    # on the NOTIFY lock, and a limit lowered too far polls a low rate it should be woken for).
+    log "B: ${B_LABEL[$name]}: latency at ${B_PROBE_RATE} changes/s again, right after"
+    B_AFTER[$name]=$(lg_cmd "$name" $((B_LOW_SECS + 120)) run tag=after rate="$B_PROBE_RATE" secs="$B_LOW_SECS" writers=2 drain=5)
     B_CHECK[$name]=$(lg_cmd "$name" 120 check wait=5)
   done
   for name in "${B_CONFIGS[@]}"; do
     [[ ${B_KIND[$name]} == ours ]] && fetch_metrics "${SRV_PORT[$name]}" >"$OUT/b/$name/metrics.txt"
     lg_stop "$name"
     stop_server "$name"
-    printf '%s\n%s\n%s\n%s\n' "${LG_CONNECTED[$name]}" "${B_LOW[$name]:-}" "${B_HI[$name]:-}" "${B_CHECK[$name]:-}" >"$OUT/b/$name/summary.txt"
+    printf '%s\n%s\n%s\n%s\n%s\n' "${LG_CONNECTED[$name]}" "${B_LOW[$name]:-}" "${B_HI[$name]:-}" "${B_AFTER[$name]:-}" "${B_CHECK[$name]:-}" >"$OUT/b/$name/summary.txt"
   done
   B_FOREIGN=$(foreign_pct)
   b_report
 }
 
 b_report() {
-  local name c r cells vals ratios heads="" last=${CLIENT_LIST[-1]} low hi chk lost ones=()
+  local name c r cells vals ratios heads="" last=${CLIENT_LIST[-1]} low hi after chk lost ones=()
   for c in "${CLIENT_LIST[@]}"; do heads+="tps, $c writer$([[ $c == 1 ]] || echo s) | "; done
   for ((r = 1; r <= B_ROUNDS; r++)); do ones+=("${B_TPS[none,1,$r]:-}"); done
   {
     echo "## B. Write cost: pgbench one-row INSERT transactions, durable commits"
     echo
-    echo "Each configuration has its own database and a server with $B_SOCKETS sockets for $B_USERS users (1% of pgbench's rows are theirs, so delivered). tps: median (min–max) of $B_ROUNDS rounds of ${B_SECS} s per point, configurations interleaved in rotating order; \"vs none\": median of the per-round ratios at $last writers. Latency: commit→client of probe changes at ${B_PROBE_RATE}/s, alone, and during pgbench with $last writers (its tps in brackets). Lost: probe deliveries (alone + at max rate); then every row of a connected user checked against what each of its sockets received."
+    echo "Each configuration has its own database and a server with $B_SOCKETS sockets for $B_USERS users (1% of pgbench's rows are theirs, so delivered). tps: median (min–max) of $B_ROUNDS rounds of ${B_SECS} s per point, configurations interleaved in rotating order; \"vs none\": median of the per-round ratios at $last writers. Latency: commit→client of probe changes at ${B_PROBE_RATE}/s, alone, during pgbench with $last writers (its tps in brackets), and alone again right after that pgbench. Lost: probe deliveries (alone + at max rate + after); then every row of a connected user checked against what each of its sockets received."
     echo
-    echo "| triggers installed | ${heads}vs none at $last | p50 / p99 ms at ${B_PROBE_RATE}/s | p50 / p99 ms at max rate | lost | server CPU % at max |"
-    echo "|---|$(for c in "${CLIENT_LIST[@]}"; do printf -- '---|'; done)---|---|---|---|---|"
+    echo "| triggers installed | ${heads}vs none at $last | p50 / p99 ms at ${B_PROBE_RATE}/s | p50 / p99 ms at max rate | p50 / p99 ms at ${B_PROBE_RATE}/s after it | lost | server CPU % at max |"
+    echo "|---|$(for c in "${CLIENT_LIST[@]}"; do printf -- '---|'; done)---|---|---|---|---|---|"
     for name in "${B_CONFIGS[@]}"; do
       [[ ${B_KIND[$name]} == ref ]] && continue
       cells=""
@@ -227,16 +231,16 @@ b_report() {
         ratios+=("$(awk -v a="${B_TPS[$name,$last,$r]}" -v b="${B_TPS[none,$last,$r]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
       done
       if [[ ${B_KIND[$name]} == none ]]; then
-        echo "| ${B_LABEL[$name]} | ${cells}1.00× | – | – | – | – |"
+        echo "| ${B_LABEL[$name]} | ${cells}1.00× | – | – | – | – | – |"
         continue
       fi
       if [[ ${B_KIND[$name]} == floor ]]; then
-        echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | – | – | – | – |"
+        echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | – | – | – | – | – |"
         continue
       fi
-      low=${B_LOW[$name]} hi=${B_HI[$name]} chk=${B_CHECK[$name]}
-      lost="$(lost_text "$low") + $(lost_text "$hi"); rows: $(kv "$chk" missing) missing of $(kv "$chk" expected)"
-      echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | $(ms "$(kv "$low" p50_us)") / $(ms "$(kv "$low" p99_us)") | $(ms "$(kv "$hi" p50_us)") / $(ms "$(kv "$hi" p99_us)") (${B_HI_TPS[$name]} tps) | $lost | $(kv "$hi" cpu_server) |"
+      low=${B_LOW[$name]} hi=${B_HI[$name]} after=${B_AFTER[$name]} chk=${B_CHECK[$name]}
+      lost="$(lost_text "$low") + $(lost_text "$hi") + $(lost_text "$after"); rows: $(kv "$chk" missing) missing of $(kv "$chk" expected)"
+      echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | $(ms "$(kv "$low" p50_us)") / $(ms "$(kv "$low" p99_us)") | $(ms "$(kv "$hi" p50_us)") / $(ms "$(kv "$hi" p99_us)") (${B_HI_TPS[$name]} tps) | $(ms "$(kv "$after" p50_us)") / $(ms "$(kv "$after" p99_us)") | $lost | $(kv "$hi" cpu_server) |"
     done
     echo
     if ((${#B_PAIRED[@]})); then
