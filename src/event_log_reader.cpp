@@ -267,7 +267,7 @@ void EventLogReader::on_notification(const std::string& payload) {
   }
   take_wake_up(std::move(row));  // counts a fast-path commit in the estimate
   if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
-      CommitBurst::starts(burst, commit_burst_.estimate_before(), max_notify_rate())) {
+      CommitBurst::starts(burst, commit_burst_.estimate_before(), burst_limit())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
     // the estimate caught up (CommitBurst says why). The estimate takes the burst's rate, so
     // the polling this starts lasts as long as the burst does, or until the first read that
@@ -579,7 +579,10 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // estimate decays from a high rate below half the limit within a few tau anyway).
       // (A limit of 0: re-arm on the first empty read.) A burst found over re-arms under the
       // limit itself: the hysteresis is for spells the rate began.
-      if (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows)
+      // Nor before a burst's spell has had its first read a busy-poll interval on: the burst
+      // is judged against a lower limit than the rate (burst_limit()), so its rate may read
+      // under half of max_rate, and a read sent before the spell re-armed 2 ms into it.
+      if (burst_unconfirmed_ || (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows))
         return schedule_poll(cfg_.busy_poll_interval);
       spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - spell_started_).count(),
@@ -596,6 +599,12 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       check_notify_contention();
       return poll_while_armed();
   }
+}
+
+double EventLogReader::burst_limit() const {
+  const double limit = max_notify_rate();
+  const double seen = contended_.burst_limit();
+  return seen > 0 ? std::min(limit, seen) : limit;
 }
 
 double EventLogReader::max_notify_rate() const {

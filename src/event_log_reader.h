@@ -134,6 +134,7 @@ class EventLogReader {
   // Stops the wake-ups; `why` is logged (debug), `by_burst`: see burst_unconfirmed_.
   void start_polling(const char* why, bool by_burst = false);
   double max_notify_rate() const;
+  double burst_limit() const;  // where a burst stops the NOTIFYs (ContendedLimit::burst_limit())
   void check_notify_contention();
 
   asio::io_context& io_;

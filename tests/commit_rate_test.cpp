@@ -286,3 +286,26 @@ TEST(ContendedLimit, ANewLoadStartsFromASecondAgain) {
   seen_after(6min, 10ms);
   EXPECT_EQ(l.relax_after(), 1s) << "six minutes after the last";
 }
+
+// Relaxed to the configured 2,000/s, the limit no longer tells a load's start: its commits take
+// turns on the lock at the rate that queued before (150/s here), never over 2,000/s. Half that
+// rate still does, within 20 commits.
+TEST(ContendedLimit, ABurstFromIdleAtTheRateThatQueuedStillStopsTheNotifiesOnceTheLimitRelaxed) {
+  ContendedLimit l;
+  auto t = ContendedLimit::Clock::time_point{} + 1h;
+  l.seen(t, 150, t - 10s);
+  t += 10min;
+  ASSERT_EQ(l.at(t, 2000), 0);
+  EXPECT_EQ(l.burst_limit(), 75);
+  CommitBurst burst;
+  CommitRate estimate;
+  int by_burst = 0;
+  for (int i = 1; i <= 40 && !by_burst; ++i) {
+    t += std::chrono::microseconds(6667);  // 150/s, one at a time
+    const double b = burst.add(t, estimate.per_second(t));
+    estimate.add(t);
+    EXPECT_FALSE(CommitBurst::starts(b, burst.estimate_before(), 2000)) << "commit " << i;
+    if (CommitBurst::starts(b, burst.estimate_before(), l.burst_limit())) by_burst = i;
+  }
+  EXPECT_EQ(by_burst, static_cast<int>(CommitBurst::kCommits));
+}
