@@ -132,9 +132,10 @@ class CommitBurst {
 
 // The adaptive reader's limit once commits were seen queueing on the NOTIFY lock: the rate
 // they came at then (CommitBurst::contended_rate()). That rate is the disk's under that load
-// (the lock is held through each WAL flush, and a flush under 16 writers took 7 ms here where
-// one alone took under 1): kept, it polled the 100/s for as long as it lasted after a
-// load had passed (p50 2.5-10.7 ms, bench part B). So the limit relaxes, a doubling every
+// (the lock is held through each WAL flush: under bench part B's 16 writers, 147/s, where 100/s
+// alone never queued). Kept, it polled the 100/s for as long as it lasted once the
+// load had passed (part B, 100/s right after its 16 writers: p50 10.65 ms in one run, p99 18.07
+// ms in another, against 0.25 and 1.16 ms before them). So the limit relaxes, a doubling every
 // relax_after() from when it was set, until it reaches the configured one and is gone. A
 // stream it then lets be woken that still makes commits queue is seen again within three looks,
 // and sets it again. Seen right after being woken again (within kFirstRelax of it, under five
