@@ -81,17 +81,24 @@ psql_q() {  # psql_q DB SQL...
   PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$(conninfo "$db")" "$@"
 }
 
+# pgbench's one-row INSERT transactions on DB, its output to LOG; the caller checkpoints first.
+pgbench_inserts() {  # pgbench_inserts DB CLIENTS SECS LOG
+  pgbench -n -M prepared -c "$2" -j $(($2 < 2 ? $2 : 2)) -T "$3" -f "$BENCH/sql/insert.pgbench" \
+    "$(conninfo "$1")" >"$4" 2>&1
+}
+pgbench_log_tps() {  # pgbench_log_tps LOG: the tps pgbench reported there
+  printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$1")"
+}
+# The same after a checkpoint, so each run starts alike; fails loudly.
+pgbench_tps() {  # pgbench_tps DB CLIENTS SECS LOG: prints tps
+  psql_q "$1" -c CHECKPOINT
+  pgbench_inserts "$@" || die "pgbench failed: $(tail -3 "$4")"
+  pgbench_log_tps "$4"
+}
+
 # A fresh database with the application's table and the triggers of `kind`:
 # none | ours (membership-notifier migrate up) | node (one NOTIFY per row).
 # `sync` (on|off) is synchronous_commit for every session of that database.
-# pgbench's one-row INSERT transactions on DB after a checkpoint, so each run starts alike.
-pgbench_tps() {  # pgbench_tps DB CLIENTS SECS LOG: prints tps
-  psql_q "$1" -c CHECKPOINT
-  pgbench -n -M prepared -c "$2" -j $(($2 < 2 ? $2 : 2)) -T "$3" -f "$BENCH/sql/insert.pgbench" \
-    "$(conninfo "$1")" >"$4" 2>&1 || die "pgbench failed: $(tail -3 "$4")"
-  printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$4")"
-}
-
 make_db() {
   local db=$1 kind=$2 sync=${3:-on}
   psql_q postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" \

@@ -184,13 +184,12 @@ part_b() {
     [[ ${B_KIND[$name]} == ours || ${B_KIND[$name]} == node ]] || continue
     log "B: ${B_LABEL[$name]}: latency during pgbench with $last writers"
     psql_q "b_$name" -c CHECKPOINT
-    pgbench -n -M prepared -c "$last" -j 2 -T "$B_HI_SECS" -f "$BENCH/sql/insert.pgbench" \
-      "$(conninfo "b_$name")" >"$OUT/b/$name/pgbench-hi.log" 2>&1 &
+    pgbench_inserts "b_$name" "$last" "$B_HI_SECS" "$OUT/b/$name/pgbench-hi.log" &
     pgb=$!
     sleep 2
     B_HI[$name]=$(lg_cmd "$name" $((B_HI_SECS + 120)) run tag=hi rate="$B_PROBE_RATE" secs=$((B_HI_SECS - 4)) writers=4 drain=5)
     wait "$pgb" || die "pgbench failed: $(tail -3 "$OUT/b/$name/pgbench-hi.log")"
-    B_HI_TPS[$name]=$(printf '%.0f' "$(sed -n 's/^tps = \([0-9.]*\) (without.*/\1/p' "$OUT/b/$name/pgbench-hi.log")")
+    B_HI_TPS[$name]=$(pgbench_log_tps "$OUT/b/$name/pgbench-hi.log")
     # The low rate again, at once: what a load leaves behind (adaptive mode remembers a queue
     # on the NOTIFY lock, and a limit lowered too far polls a low rate it should be woken for).
     log "B: ${B_LABEL[$name]}: latency at ${B_PROBE_RATE} changes/s again, right after"
