@@ -1,6 +1,8 @@
 // CommitRate: how many events per second, lately: each event adds 1/tau to an estimate that
 // decays as exp(-dt/tau), so a steady rate R reads R after a few tau, and silence fades it.
 // CommitBurst: whether the last few commits came faster than a given rate.
+// ContendedLimit: the limit that commits queueing on the NOTIFY lock set, and how it relaxes.
+// QuietStretch: whether the commits a polling reader finds have fallen well below its limit.
 // Pure (the caller passes the time), for the adaptive wake-up's choice between being woken
 // by every commit and polling.
 #pragma once
@@ -190,6 +192,49 @@ class ContendedLimit {
   double rate_ = 0;
   Clock::time_point set_at_{};
   std::chrono::milliseconds relax_after_ = kFirstRelax;
+};
+
+// Whether the commits a polling reader finds have fallen well below its limit: the rate over
+// every read since one first found them under `rate`. Each read covers the commits since the
+// one before it was sent, so the first to find a load over can only tell a busy-poll interval
+// after it ended; from then on the reader reads at once. The rate estimate above still reads
+// the load for a few tau after it (a quarter of a second from bench part B's 11,000/s down to
+// half the 2,000/s limit), and in that time the reader stays polling, not woken: at the
+// busy-poll interval, the first 15-24 changes of 100/s right after the load waited 2-20 ms each
+// (p99 3.45-12.43 ms over five runs). Read every millisecond while this holds, they wait one.
+// Measured over the whole stretch, not the last read: reads a millisecond apart find 0 or 1
+// commit each, which is no rate at all. Quiet means under a quarter of the limit, well below
+// the half at which the estimate lets the reader be woken again, so a stream polled for being
+// over that half is not read every millisecond whenever one busy-poll interval of it ran thin
+// (at 1,100/s against 2,000, one in 650 does).
+class QuietStretch {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // A read found `commits` that committed between `from` (when the read before it was sent)
+  // and `to` (when this one was); returns whether every read since the stretch began found,
+  // together, fewer than `rate` per second. A read that breaks the stretch may begin the next.
+  bool add(Clock::time_point from, Clock::time_point to, double commits, double rate) {
+    if (on_ && under(commits_ + commits, to - since_, rate)) {
+      commits_ += commits;
+      return true;
+    }
+    on_ = under(commits, to - from, rate);
+    since_ = from;
+    commits_ = commits;
+    return on_;
+  }
+
+  void reset() { on_ = false; }
+
+ private:
+  static bool under(double commits, Clock::duration span, double rate) {
+    return commits < rate * std::chrono::duration<double>(span).count();
+  }
+
+  bool on_ = false;
+  Clock::time_point since_{};
+  double commits_ = 0;
 };
 
 }  // namespace mn

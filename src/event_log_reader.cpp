@@ -26,6 +26,11 @@ constexpr std::chrono::milliseconds kContentionCheckEvery{50};
 constexpr std::chrono::milliseconds kContentionConfirmEvery{10};
 constexpr double kContentionMinRate = 20;
 constexpr int kContentionChecks = 3;
+// Draining, once commits have fallen well below the limit (QuietStretch): how often to read. A
+// read of a few rows costs the server about 0.2 ms here; the stretch lasts until the estimate
+// lets the reader be woken (a quarter of a second after a load of 11,000/s), or the load comes
+// back.
+constexpr std::chrono::milliseconds kQuietPollEvery{1};
 // A fast-path position counts at most this many transactions as in progress (offsets stay
 // short); past it, rows wait for the read.
 constexpr size_t kMaxFastInProgress = 64;
@@ -421,11 +426,20 @@ void EventLogReader::on_read(PgResult r) {
   const bool got_rows = !batch.rows.empty();
   // Transactions new to us (those the fast path delivered were counted then).
   // They committed between the previous read's snapshot and this one's.
-  if (auto commits = count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; })) {
-    commit_rate_.add(CommitRate::Clock::now(), static_cast<double>(commits), counted_since_.value_or(read_sent_));
-    spell_commits_ += static_cast<double>(commits);
+  const auto window_from = counted_since_.value_or(read_sent_);
+  const auto commits = static_cast<double>(count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; }));
+  if (commits > 0) {
+    commit_rate_.add(CommitRate::Clock::now(), commits, window_from);
+    spell_commits_ += commits;
   }
   counted_since_ = read_sent_;
+  // Every read while draining, also one that a wake-up made read again before adapt() ran.
+  if (wake_ == Wake::draining) {
+    const double quiet_rate = max_notify_rate() / 4;
+    if (!std::exchange(quiet_, quiet_stretch_.add(window_from, read_sent_, commits, quiet_rate)) && quiet_)
+      spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
+                    std::min(kQuietPollEvery, cfg_.busy_poll_interval).count());
+  }
   if (!fast_.empty()) {
     batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
                                     [this](const LogRow& row) {
@@ -582,8 +596,11 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // Nor before a burst's spell has had its first read a busy-poll interval on: the burst
       // is judged against a lower limit than the rate (burst_limit()), so its rate may read
       // under half of max_rate, and a read sent before the spell re-armed 2 ms into it.
+      // Commits well under the limit since some read (QuietStretch): a load is over, or paused,
+      // while the estimate still reads it. Read again within a millisecond, so that changes wait
+      // that long, not a busy-poll interval until the estimate lets the reader be woken.
       if (burst_unconfirmed_ || (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows))
-        return schedule_poll(cfg_.busy_poll_interval);
+        return schedule_poll(quiet_ ? std::min(kQuietPollEvery, cfg_.busy_poll_interval) : cfg_.busy_poll_interval);
       spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - spell_started_).count(),
                     rate, max_rate);
@@ -665,6 +682,8 @@ void EventLogReader::start_polling(const char* why, bool by_burst) {
   spell_started_ = std::chrono::steady_clock::now();
   spell_commits_ = 0;
   burst_unconfirmed_ = by_burst;
+  quiet_stretch_.reset();
+  quiet_ = false;
   spdlog::debug("polling instead of being woken: {} ({:.0f} commits/s lately)", why,
                 commit_rate_.per_second(spell_started_));
   contention_seen_ = 0;

@@ -189,6 +189,10 @@ class EventLogReader {
   // holds the burst's rate, which takes hundreds of milliseconds to fade. Read only while
   // draining, and set by start_polling(), the only way in.
   bool burst_unconfirmed_ = false;
+  // Draining: commits have come under a quarter of the limit since some read (QuietStretch);
+  // adapt() then reads again at once, not a busy-poll interval on. Reset by start_polling().
+  QuietStretch quiet_stretch_;
+  bool quiet_ = false;
 
   // Adaptive mode: the limit that commits queueing on the NOTIFY lock set (ContendedLimit).
   ContendedLimit contended_;

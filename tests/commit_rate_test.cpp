@@ -10,6 +10,7 @@ using namespace std::chrono_literals;
 using mn::CommitBurst;
 using mn::CommitRate;
 using mn::ContendedLimit;
+using mn::QuietStretch;
 
 TEST(CommitRate, ASteadyRateReadsAsThatRate) {
   CommitRate r;
@@ -308,4 +309,53 @@ TEST(ContendedLimit, ABurstFromIdleAtTheRateThatQueuedStillStopsTheNotifiesOnceT
     if (CommitBurst::starts(b, burst.estimate_before(), l.burst_limit())) by_burst = i;
   }
   EXPECT_EQ(by_burst, static_cast<int>(CommitBurst::kCommits));
+}
+
+// Bench part B's load ends: reads every 20 ms found 220 commits each (11,000/s), then the probe's
+// 100/s. The first read whose 20 ms all came after the load says so; the reads after it, a
+// millisecond apart and finding 0 or 1 commit each, go on saying so, as a stretch.
+TEST(QuietStretch, TheFirstReadThatFindsALoadOverBeginsItAndReadsAMillisecondApartKeepIt) {
+  QuietStretch q;
+  auto t = QuietStretch::Clock::time_point{} + 1h;
+  for (int i = 0; i < 5; ++i, t += 20ms) EXPECT_FALSE(q.add(t, t + 20ms, 220, 500)) << "read " << i;
+  EXPECT_TRUE(q.add(t, t + 20ms, 2, 500)) << "100/s";
+  t += 20ms;
+  for (int i = 0; i < 50; ++i, t += 1ms) EXPECT_TRUE(q.add(t, t + 1ms, i % 10 == 0 ? 1 : 0, 500)) << "read " << i;
+}
+
+// Measured over the stretch, not per read: one commit found in a millisecond is 1,000/s, over a
+// limit of 500/s, but not after a stretch of 40 ms that found one.
+TEST(QuietStretch, ACommitInAReadAMillisecondLongDoesNotEndAStretchThatStaysUnderTheRate) {
+  QuietStretch q;
+  auto t = QuietStretch::Clock::time_point{} + 1h;
+  ASSERT_TRUE(q.add(t, t + 20ms, 0, 500));
+  t += 20ms;
+  EXPECT_TRUE(q.add(t, t + 1ms, 1, 500));
+  QuietStretch fresh;
+  EXPECT_FALSE(fresh.add(t, t + 1ms, 1, 500)) << "one read alone: 1,000/s";
+}
+
+// The load comes back (or a pause in it ends): the stretch ends with the first read that brings
+// the stretch's rate over, and the next quiet read begins a new one from its own window.
+TEST(QuietStretch, ALoadThatComesBackEndsItAndAQuietReadLaterBeginsANewOne) {
+  QuietStretch q;
+  auto t = QuietStretch::Clock::time_point{} + 1h;
+  ASSERT_TRUE(q.add(t, t + 20ms, 1, 500));
+  t += 20ms;
+  EXPECT_FALSE(q.add(t, t + 2ms, 16, 500)) << "17 commits in 22 ms: 770/s";
+  t += 2ms;
+  EXPECT_FALSE(q.add(t, t + 20ms, 100, 500));
+  t += 20ms;
+  EXPECT_TRUE(q.add(t, t + 20ms, 5, 500)) << "250/s, counted from its own read";
+  t += 20ms;
+  q.reset();
+  EXPECT_FALSE(q.add(t, t + 1ms, 1, 500)) << "reset: this read alone";
+}
+
+// A read sent right after the one before finds nothing in no time: that says nothing of the rate.
+TEST(QuietStretch, AnEmptyReadSpanningNoTimeIsNotQuiet) {
+  QuietStretch q;
+  auto t = QuietStretch::Clock::time_point{} + 1h;
+  EXPECT_FALSE(q.add(t, t, 0, 500));
+  EXPECT_FALSE(q.add(t, t + 1ms, 0, 0)) << "a limit of 0: never";
 }

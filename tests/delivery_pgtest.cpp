@@ -360,3 +360,53 @@ TEST_F(AdaptiveWakeUp, APauseOfAFewReadsInAFastStreamDoesNotMakeItNotifyAgain) {
   EXPECT_EQ(events(*c, 1s).size(), 400u);
   EXPECT_EQ(metric(metrics(), "membership_notifier_polling_spells_total"), 1);
 }
+
+// The end of a stream the sidecar polls for: the estimate reads the stream for a few tenths of a
+// second after it, and the sidecar stays polling until it reads under half the limit. The reads
+// in that time come a millisecond apart once one finds commits well under the limit: a change
+// then waits about that long, not a busy-poll interval. (At the busy-poll interval, in bench part
+// B, the first 15-24 changes of 100/s after its 16 writers waited 2-20 ms each.)
+TEST_F(AdaptiveWakeUp, ChangesRightAfterAStreamAboveTheLimitDoNotWaitABusyPollIntervalEach) {
+  // A busy-poll interval of 100 ms, so that waiting one cannot pass for a millisecond's poll.
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "400", "--busy-poll-interval", "100ms",
+                 "--log-level", "debug"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(300ms);
+  using Clock = std::chrono::steady_clock;
+  constexpr int kStream = 2000, kTail = 20;
+  std::vector<Clock::time_point> committed(kTail);
+  Clock::time_point stream_over;
+  std::thread writer([&] {
+    pqxx::connection conn{conninfo()};
+    pqxx::nontransaction w{conn};
+    w.exec("DO $$ BEGIN FOR i IN 1.." + std::to_string(kStream) +
+           " LOOP INSERT INTO channel_members VALUES ('fast' || i, 'u1'); COMMIT; END LOOP; END $$");
+    stream_over = Clock::now();
+    for (int i = 0; i < kTail; ++i) {  // 50 per second: under a quarter of the limit
+      std::this_thread::sleep_for(20ms);
+      w.exec("INSERT INTO channel_members VALUES ('tail" + std::to_string(i) + "', 'u1')");
+      committed[i] = Clock::now();
+    }
+  });
+  std::vector<Clock::time_point> arrived(kTail);
+  int got = 0;
+  for (int n = 0; n < kStream + kTail; ++n, ++got) {
+    auto e = next_event(*c);
+    if (e.is_null()) break;
+    const std::string channel = e["data"].value("channelId", "");
+    if (channel.rfind("tail", 0) == 0) arrived.at(std::stoul(channel.substr(4))) = Clock::now();
+  }
+  writer.join();
+  ASSERT_EQ(got, kStream + kTail);
+  ASSERT_TRUE(sidecar().wait_for_log("polling instead of being woken")) << "the stream stopped the wake-ups";
+  // A read whose whole busy-poll interval came after the stream finds that within two of them.
+  int checked = 0;
+  for (int i = 0; i < kTail; ++i) {
+    if (committed[i] - stream_over < 250ms) continue;
+    ++checked;
+    const auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    EXPECT_LT(ms(arrived[i] - committed[i]), 30)
+        << "tail change " << i << ", committed " << ms(committed[i] - stream_over) << " ms after the stream";
+  }
+  EXPECT_GE(checked, 5);
+}
