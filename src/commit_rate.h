@@ -213,13 +213,15 @@ class QuietStretch {
 
   // A read found `commits` that committed between `from` (when the read before it was sent)
   // and `to` (when this one was); returns whether every read since the stretch began found,
-  // together, fewer than `rate` per second. A read that breaks the stretch may begin the next.
-  bool add(Clock::time_point from, Clock::time_point to, double commits, double rate) {
+  // together, fewer than `rate` per second. Only a read that spans `at_least` begins one (the
+  // reader's busy-poll interval): a read sent right after another, as when a wake-up came while
+  // one was out, finds next to nothing at any rate. A read that ends a stretch may begin the next.
+  bool add(Clock::time_point from, Clock::time_point to, double commits, double rate, Clock::duration at_least) {
     if (on_ && under(commits_ + commits, to - since_, rate)) {
       commits_ += commits;
       return true;
     }
-    on_ = under(commits, to - from, rate);
+    on_ = to - from >= at_least && under(commits, to - from, rate);
     since_ = from;
     commits_ = commits;
     return on_;

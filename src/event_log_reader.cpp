@@ -433,10 +433,13 @@ void EventLogReader::on_read(PgResult r) {
     spell_commits_ += commits;
   }
   counted_since_ = read_sent_;
-  // Every read while draining, also one that a wake-up made read again before adapt() ran.
+  // Every read while draining, also one that a wake-up made read again before adapt() ran. All
+  // the transactions it found: the fast path's too, which came in its window all the same.
   if (wake_ == Wake::draining) {
     const double quiet_rate = max_notify_rate() / 4;
-    if (!std::exchange(quiet_, quiet_stretch_.add(window_from, read_sent_, commits, quiet_rate)) && quiet_)
+    const auto all = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
+    if (!std::exchange(quiet_, quiet_stretch_.add(window_from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval)) &&
+        quiet_)
       spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
                     std::min(kQuietPollEvery, cfg_.busy_poll_interval).count());
   }

@@ -317,22 +317,25 @@ TEST(ContendedLimit, ABurstFromIdleAtTheRateThatQueuedStillStopsTheNotifiesOnceT
 TEST(QuietStretch, TheFirstReadThatFindsALoadOverBeginsItAndReadsAMillisecondApartKeepIt) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  for (int i = 0; i < 5; ++i, t += 20ms) EXPECT_FALSE(q.add(t, t + 20ms, 220, 500)) << "read " << i;
-  EXPECT_TRUE(q.add(t, t + 20ms, 2, 500)) << "100/s";
+  for (int i = 0; i < 5; ++i, t += 20ms) EXPECT_FALSE(q.add(t, t + 20ms, 220, 500, 20ms)) << "read " << i;
+  EXPECT_TRUE(q.add(t, t + 20ms, 2, 500, 20ms)) << "100/s";
   t += 20ms;
-  for (int i = 0; i < 50; ++i, t += 1ms) EXPECT_TRUE(q.add(t, t + 1ms, i % 10 == 0 ? 1 : 0, 500)) << "read " << i;
+  for (int i = 0; i < 50; ++i, t += 1ms) EXPECT_TRUE(q.add(t, t + 1ms, i % 10 == 0 ? 1 : 0, 500, 20ms)) << "read " << i;
 }
 
-// Measured over the stretch, not per read: one commit found in a millisecond is 1,000/s, over a
-// limit of 500/s, but not after a stretch of 40 ms that found one.
-TEST(QuietStretch, ACommitInAReadAMillisecondLongDoesNotEndAStretchThatStaysUnderTheRate) {
+// Measured over the stretch, not per read: 11 commits in a read of 20 ms are 550/s, over a rate of
+// 500/s, but not after a read of 20 ms that found none; nor is one commit in a read a millisecond
+// long.
+TEST(QuietStretch, ReadsAreJudgedTogetherFromTheOneThatBeganIt) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  ASSERT_TRUE(q.add(t, t + 20ms, 0, 500));
+  ASSERT_TRUE(q.add(t, t + 20ms, 0, 500, 20ms));
   t += 20ms;
-  EXPECT_TRUE(q.add(t, t + 1ms, 1, 500));
+  EXPECT_TRUE(q.add(t, t + 20ms, 11, 500, 20ms)) << "11 in 40 ms: 275/s";
+  t += 20ms;
+  EXPECT_TRUE(q.add(t, t + 1ms, 1, 500, 20ms)) << "12 in 41 ms: 293/s";
   QuietStretch fresh;
-  EXPECT_FALSE(fresh.add(t, t + 1ms, 1, 500)) << "one read alone: 1,000/s";
+  EXPECT_FALSE(fresh.add(t, t + 20ms, 11, 500, 20ms)) << "one read alone: 550/s";
 }
 
 // The load comes back (or a pause in it ends): the stretch ends with the first read that brings
@@ -340,22 +343,25 @@ TEST(QuietStretch, ACommitInAReadAMillisecondLongDoesNotEndAStretchThatStaysUnde
 TEST(QuietStretch, ALoadThatComesBackEndsItAndAQuietReadLaterBeginsANewOne) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  ASSERT_TRUE(q.add(t, t + 20ms, 1, 500));
+  ASSERT_TRUE(q.add(t, t + 20ms, 1, 500, 20ms));
   t += 20ms;
-  EXPECT_FALSE(q.add(t, t + 2ms, 16, 500)) << "17 commits in 22 ms: 770/s";
+  EXPECT_FALSE(q.add(t, t + 2ms, 16, 500, 20ms)) << "17 commits in 22 ms: 770/s";
   t += 2ms;
-  EXPECT_FALSE(q.add(t, t + 20ms, 100, 500));
+  EXPECT_FALSE(q.add(t, t + 20ms, 100, 500, 20ms));
   t += 20ms;
-  EXPECT_TRUE(q.add(t, t + 20ms, 5, 500)) << "250/s, counted from its own read";
+  EXPECT_TRUE(q.add(t, t + 20ms, 5, 500, 20ms)) << "250/s, counted from its own read";
   t += 20ms;
   q.reset();
-  EXPECT_FALSE(q.add(t, t + 1ms, 1, 500)) << "reset: this read alone";
+  EXPECT_FALSE(q.add(t, t + 20ms, 11, 500, 20ms)) << "reset: this read alone, 550/s (with the one before, 400/s)";
 }
 
-// A read sent right after the one before finds nothing in no time: that says nothing of the rate.
-TEST(QuietStretch, AnEmptyReadSpanningNoTimeIsNotQuiet) {
+// A read sent right after the one before (a wake-up came while it was out) finds next to nothing
+// at any rate: only a read spanning the busy-poll interval begins a stretch.
+TEST(QuietStretch, OnlyAReadSpanningTheGivenIntervalBeginsOne) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  EXPECT_FALSE(q.add(t, t, 0, 500));
-  EXPECT_FALSE(q.add(t, t + 1ms, 0, 0)) << "a limit of 0: never";
+  EXPECT_FALSE(q.add(t, t, 0, 500, 20ms));
+  EXPECT_FALSE(q.add(t, t + 5ms, 0, 500, 20ms));
+  EXPECT_TRUE(q.add(t, t + 20ms, 0, 500, 20ms));
+  EXPECT_FALSE(QuietStretch{}.add(t, t + 20ms, 0, 0, 20ms)) << "a limit of 0: never";
 }
