@@ -365,7 +365,7 @@ TEST_F(AdaptiveWakeUp, APauseOfAFewReadsInAFastStreamDoesNotMakeItNotifyAgain) {
 // second after it, and the sidecar stays polling until it reads under half the limit. The reads
 // in that time come a millisecond apart once one finds commits well under the limit: a change
 // then waits about that long, not a busy-poll interval. (At the busy-poll interval, in bench part
-// B, the first 15-24 changes of 100/s after its 16 writers waited 2-20 ms each.)
+// B, the first 10-24 changes of 100/s after its 16 writers waited 2-20 ms each.)
 TEST_F(AdaptiveWakeUp, ChangesRightAfterAStreamAboveTheLimitDoNotWaitABusyPollIntervalEach) {
   // A busy-poll interval of 100 ms, so that waiting one cannot pass for a millisecond's poll.
   start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "400", "--busy-poll-interval", "100ms",
