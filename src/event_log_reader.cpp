@@ -27,9 +27,9 @@ constexpr std::chrono::milliseconds kContentionConfirmEvery{10};
 constexpr double kContentionMinRate = 20;
 constexpr int kContentionChecks = 3;
 // Draining, once commits have fallen well below the limit (QuietStretch): how often to read. A
-// read of a few rows costs the server about 0.2 ms here; the stretch lasts until the estimate
-// lets the reader be woken (a quarter of a second after a load of 11,000/s), or the load comes
-// back.
+// read of a few rows is a round trip of about 0.05 ms here (pgbench, the read's plan, at idle):
+// 5% of a core, for as long as the stretch lasts, that is until the estimate lets the reader be
+// woken (200-600 ms after bench part B's load of 11,000/s) or the load comes back.
 constexpr std::chrono::milliseconds kQuietPollEvery{1};
 // A fast-path position counts at most this many transactions as in progress (offsets stay
 // short); past it, rows wait for the read.
@@ -438,8 +438,9 @@ void EventLogReader::on_read(PgResult r) {
   if (wake_ == Wake::draining) {
     const double quiet_rate = max_notify_rate() / 4;
     const auto all = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
-    if (!std::exchange(quiet_, quiet_stretch_.add(window_from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval)) &&
-        quiet_)
+    const bool was_quiet = quiet_;
+    quiet_ = quiet_stretch_.add(window_from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval);
+    if (quiet_ && !was_quiet)
       spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
                     std::min(kQuietPollEvery, cfg_.busy_poll_interval).count());
   }

@@ -190,7 +190,7 @@ class EventLogReader {
   // draining, and set by start_polling(), the only way in.
   bool burst_unconfirmed_ = false;
   // Draining: commits have come under a quarter of the limit since some read (QuietStretch);
-  // adapt() then reads again at once, not a busy-poll interval on. Reset by start_polling().
+  // adapt() then reads again within a millisecond, not a busy-poll interval on. Reset by start_polling().
   QuietStretch quiet_stretch_;
   bool quiet_ = false;
 
