@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 using mn::CommitBurst;
@@ -311,48 +313,58 @@ TEST(ContendedLimit, ABurstFromIdleAtTheRateThatQueuedStillStopsTheNotifiesOnceT
   EXPECT_EQ(by_burst, static_cast<int>(CommitBurst::kCommits));
 }
 
+namespace {
+
+using Read = std::pair<std::chrono::milliseconds, double>;  // how long it spans, commits found
+
+// Reads back to back from `t` (moved on past them), at a rate of 500/s and an interval of 20 ms:
+// what add() returned for each.
+std::vector<bool> reads(QuietStretch& q, QuietStretch::Clock::time_point& t, const std::vector<Read>& rs) {
+  std::vector<bool> out;
+  for (const auto& [span, commits] : rs) {
+    out.push_back(q.add(t, t + span, commits, 500, 20ms));
+    t += span;
+  }
+  return out;
+}
+
+}  // namespace
+
 // Bench part B's load ends: reads every 20 ms found 220 commits each (11,000/s), then the probe's
 // 100/s. The first read whose 20 ms all came after the load says so; the reads after it, a
 // millisecond apart and finding 0 or 1 commit each, go on saying so, as a stretch.
 TEST(QuietStretch, TheFirstReadThatFindsALoadOverBeginsItAndReadsAMillisecondApartKeepIt) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  for (int i = 0; i < 5; ++i, t += 20ms) EXPECT_FALSE(q.add(t, t + 20ms, 220, 500, 20ms)) << "read " << i;
-  EXPECT_TRUE(q.add(t, t + 20ms, 2, 500, 20ms)) << "100/s";
-  t += 20ms;
-  for (int i = 0; i < 50; ++i, t += 1ms) EXPECT_TRUE(q.add(t, t + 1ms, i % 10 == 0 ? 1 : 0, 500, 20ms)) << "read " << i;
+  std::vector<Read> load(5, {20ms, 220});
+  EXPECT_EQ(reads(q, t, load), std::vector<bool>(5, false));
+  EXPECT_EQ(reads(q, t, {{20ms, 2}}), std::vector<bool>{true}) << "100/s";
+  std::vector<Read> after;
+  for (int i = 0; i < 50; ++i) after.push_back({1ms, i % 10 == 0 ? 1 : 0});
+  EXPECT_EQ(reads(q, t, after), std::vector<bool>(50, true));
 }
 
 // Measured over the stretch, not per read: 11 commits in a read of 20 ms are 550/s, over a rate of
-// 500/s, but not after a read of 20 ms that found none; nor is one commit in a read a millisecond
-// long.
+// 500/s, but not after a read of 20 ms that found none (11 in 40 ms: 275/s); nor is one commit
+// in a read a millisecond long (12 in 41 ms: 293/s).
 TEST(QuietStretch, ReadsAreJudgedTogetherFromTheOneThatBeganIt) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  ASSERT_TRUE(q.add(t, t + 20ms, 0, 500, 20ms));
-  t += 20ms;
-  EXPECT_TRUE(q.add(t, t + 20ms, 11, 500, 20ms)) << "11 in 40 ms: 275/s";
-  t += 20ms;
-  EXPECT_TRUE(q.add(t, t + 1ms, 1, 500, 20ms)) << "12 in 41 ms: 293/s";
+  EXPECT_EQ(reads(q, t, {{20ms, 0}, {20ms, 11}, {1ms, 1}}), (std::vector<bool>{true, true, true}));
   QuietStretch fresh;
-  EXPECT_FALSE(fresh.add(t, t + 20ms, 11, 500, 20ms)) << "one read alone: 550/s";
+  EXPECT_EQ(reads(fresh, t, {{20ms, 11}}), std::vector<bool>{false}) << "one read alone: 550/s";
 }
 
 // The load comes back (or a pause in it ends): the stretch ends with the first read that brings
-// the stretch's rate over, and the next quiet read begins a new one from its own window.
+// its rate over (17 commits in 22 ms: 770/s), and the next quiet read begins a new one from its
+// own window (250/s). After reset(), a read is judged alone: 550/s, where with the one before it
+// would be 400/s.
 TEST(QuietStretch, ALoadThatComesBackEndsItAndAQuietReadLaterBeginsANewOne) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
-  ASSERT_TRUE(q.add(t, t + 20ms, 1, 500, 20ms));
-  t += 20ms;
-  EXPECT_FALSE(q.add(t, t + 2ms, 16, 500, 20ms)) << "17 commits in 22 ms: 770/s";
-  t += 2ms;
-  EXPECT_FALSE(q.add(t, t + 20ms, 100, 500, 20ms));
-  t += 20ms;
-  EXPECT_TRUE(q.add(t, t + 20ms, 5, 500, 20ms)) << "250/s, counted from its own read";
-  t += 20ms;
+  EXPECT_EQ(reads(q, t, {{20ms, 1}, {2ms, 16}, {20ms, 100}, {20ms, 5}}), (std::vector<bool>{true, false, false, true}));
   q.reset();
-  EXPECT_FALSE(q.add(t, t + 20ms, 11, 500, 20ms)) << "reset: this read alone, 550/s (with the one before, 400/s)";
+  EXPECT_EQ(reads(q, t, {{20ms, 11}}), std::vector<bool>{false});
 }
 
 // A read sent right after the one before (a wake-up came while it was out) finds next to nothing
