@@ -197,9 +197,10 @@ class ContendedLimit {
 // Whether the commits a polling reader finds have fallen well below its limit: the rate over
 // every read since one first found them under `rate`. Each read covers the commits since the
 // one before it was sent, so the first to find a load over can only tell a busy-poll interval
-// after it ended; from then on the reader reads every millisecond. The rate estimate above still reads
-// the load for a few tau after it (a quarter of a second from bench part B's 11,000/s down to
-// half the 2,000/s limit), and in that time the reader stays polling, not woken: at the
+// after it ended; from then on the reader reads every millisecond. The rate estimate above
+// still reads the load for a few tau after it (a quarter of a second from bench part B's
+// 11,000/s down to half the 2,000/s limit), and in that time the reader stays polling, not
+// woken: at the
 // busy-poll interval, the first 10-24 changes of 100/s right after the load waited 2-20 ms each
 // (p99 3.45-12.43 ms over five runs). Read every millisecond while this holds, they wait one.
 // Measured over the whole stretch, not the last read: reads a millisecond apart find 0 or 1
@@ -227,6 +228,8 @@ class QuietStretch {
     return on_;
   }
 
+  // What the last add() returned, until reset().
+  bool holds() const { return on_; }
   void reset() { on_ = false; }
 
  private:

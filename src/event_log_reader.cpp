@@ -299,6 +299,10 @@ std::chrono::milliseconds EventLogReader::fast_read_after() const {
   return std::min(kFastReadAfter, cfg_.poll_interval);
 }
 
+std::chrono::milliseconds EventLogReader::quiet_poll_every() const {
+  return std::min(kQuietPollEvery, cfg_.busy_poll_interval);
+}
+
 void EventLogReader::note() {
   // Everything held would come after this wake-up's transaction: the read brings it all.
   held_.clear();
@@ -438,11 +442,10 @@ void EventLogReader::on_read(PgResult r) {
   if (wake_ == Wake::draining) {
     const double quiet_rate = max_notify_rate() / 4;
     const auto all = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
-    const bool was_quiet = quiet_;
-    quiet_ = quiet_stretch_.add(window_from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval);
-    if (quiet_ && !was_quiet)
+    const bool was_quiet = quiet_stretch_.holds();
+    if (quiet_stretch_.add(window_from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval) && !was_quiet)
       spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
-                    std::min(kQuietPollEvery, cfg_.busy_poll_interval).count());
+                    quiet_poll_every().count());
   }
   if (!fast_.empty()) {
     batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
@@ -604,7 +607,7 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // while the estimate still reads it. Read again within a millisecond, so that changes wait
       // that long, not a busy-poll interval until the estimate lets the reader be woken.
       if (burst_unconfirmed_ || (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows))
-        return schedule_poll(quiet_ ? std::min(kQuietPollEvery, cfg_.busy_poll_interval) : cfg_.busy_poll_interval);
+        return schedule_poll(quiet_stretch_.holds() ? quiet_poll_every() : cfg_.busy_poll_interval);
       spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
                     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - spell_started_).count(),
                     rate, max_rate);
@@ -687,7 +690,6 @@ void EventLogReader::start_polling(const char* why, bool by_burst) {
   spell_commits_ = 0;
   burst_unconfirmed_ = by_burst;
   quiet_stretch_.reset();
-  quiet_ = false;
   spdlog::debug("polling instead of being woken: {} ({:.0f} commits/s lately)", why,
                 commit_rate_.per_second(spell_started_));
   contention_seen_ = 0;

@@ -120,6 +120,7 @@ class EventLogReader {
   bool deliver_fast(LogRow row);
   void release_held();
   std::chrono::milliseconds fast_read_after() const;
+  std::chrono::milliseconds quiet_poll_every() const;
   void forget_fast_rows_read();
   bool settled(const PgSnapshot& seen);
   // Drops from the arm's list (armed_at_) the transactions of other databases.
@@ -190,9 +191,9 @@ class EventLogReader {
   // draining, and set by start_polling(), the only way in.
   bool burst_unconfirmed_ = false;
   // Draining: commits have come under a quarter of the limit since some read (QuietStretch);
-  // adapt() then reads again within a millisecond, not a busy-poll interval on. Reset by start_polling().
+  // adapt() then reads again after quiet_poll_every(), not a busy-poll interval on. Reset by
+  // start_polling().
   QuietStretch quiet_stretch_;
-  bool quiet_ = false;
 
   // Adaptive mode: the limit that commits queueing on the NOTIFY lock set (ContendedLimit).
   ContendedLimit contended_;
