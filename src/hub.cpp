@@ -117,17 +117,27 @@ void Hub::finish_catch_up(Session& s, const PgSnapshot& covered) {
   auto held = std::move(s.held);
   s.held.clear();
   s.held_bytes = 0;
-  for (const auto& e : held) {
-    if (covered.sees(e->xid)) continue;  // already in the replay or the snapshot
-    if (!send(s, e->frame)) return;
+  for (const auto& h : held) {
+    if (covered.sees(h.out->xid)) continue;  // already in the replay or the snapshot
+    if (h.span->from.covers(covered) ? !send(s, h.out->frame)
+                                     : !send(s, catch_up_frame(s, *h.event, covered, h.span->from, h.span->to)))
+      return;
   }
 }
 
-bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e, uint64_t upto_xmax) {
+std::string Hub::catch_up_frame(const Session& s, const Event& e, const PgSnapshot& covered, const PgSnapshot& from,
+                                const PgSnapshot& to) const {
+  // `covered` goes into both snapshots: an offset's `upto` is never older than its base (a
+  // wake-up's `to` can be, when the catch-up saw its transaction still running).
+  return event_frame(s.protocol, e,
+                     encode_offset(Offset{log_id_, {PgSnapshot::either(from, covered), PgSnapshot::either(to, covered), e.id}}));
+}
+
+bool Hub::deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax) {
   if (s.phase == Phase::catching_up) {
     // Held for one query's round trip, and mostly dropped after it (the catch-up covers
     // them); the bound is for a user who gets an enormous transaction in that moment.
-    s.held_bytes += e->frame.size();
+    s.held_bytes += e.out->frame.size();
     if (s.held_bytes > kHoldBudgetFactor * cfg_.max_buffered_bytes) {
       transport_->close(s, kTryAgainLater, "too many events while catching up; reconnect with your offset");
       return false;
@@ -136,9 +146,10 @@ bool Hub::deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e, uin
     return true;
   }
   if (s.phase != Phase::live) return false;
-  if (s.barrier && s.barrier->sees(e->xid)) return true;
+  if (s.barrier && s.barrier->sees(e.out->xid)) return true;
   s.position_xmax = std::max(s.position_xmax, upto_xmax);
-  return send(s, e->frame);
+  if (!s.barrier) return send(s, e.out->frame);
+  return send(s, catch_up_frame(s, *e.event, *s.barrier, e.span->from, e.span->to));
 }
 
 void Hub::refresh_position(Session& s) {
@@ -200,14 +211,27 @@ void Hub::on_batch(const Batch& batch) {
     }
     if (!room || room->empty()) continue;
     std::string offset = encode_offset(Offset{log_id_, {batch.from, batch.to, ev.id}});
-    std::shared_ptr<const OutgoingEvent> framed[2];
     std::vector<Session*> targets(room->begin(), room->end());  // a send may close a session
+    // A session that is catching up, or whose catch-up the reader's last snapshot does not
+    // cover yet, may need this event framed again: for it, the batch's rows that the catch-up
+    // had are dropped, and its offset must say it has them (catch_up_frame()).
+    HeldEvent held;
     for (Session* s : targets) {
-      // The reader has moved past this session's catch-up snapshot: nothing can be doubled.
-      if (s->barrier && s->barrier->finished_by(batch.from)) s->barrier.reset();
+      // The reader had read all that this session's catch-up had: nothing from here on can be
+      // doubled. Only a read's snapshot says so: a wake-up's (the fast path) counts its
+      // transactions as read before all their rows have come.
+      if (s->barrier && batch.read && batch.from.covers(*s->barrier)) s->barrier.reset();
+      if ((s->phase == Phase::catching_up || s->barrier) && !held.event) {
+        held.event = std::make_shared<const Event>(ev);
+        held.span = std::make_shared<const HeldEvent::Span>(HeldEvent::Span{batch.from, batch.to});
+      }
+    }
+    std::shared_ptr<const OutgoingEvent> framed[2];
+    for (Session* s : targets) {
       auto& f = framed[s->protocol == Protocol::plain ? 0 : 1];
       if (!f) f = std::make_shared<OutgoingEvent>(OutgoingEvent{ev.xid, event_frame(s->protocol, ev, offset)});
-      deliver(*s, f, batch.to.xmax);
+      held.out = f;
+      deliver(*s, held, batch.to.xmax);
     }
   }
 }

@@ -10,7 +10,11 @@
 //
 // Offsets: an event read between reader snapshots F and T, with log id i, goes out with the
 // position (F, T, i) (see offset.h). A replayed event gets (client's base, C, i); a snapshot
-// gets (C, C, 0).
+// gets (C, C, 0). Until the reader's F covers C, a session's events go out with (F or C, T, i)
+// instead: a read that began before C can bring rows C had, which the session does not get
+// again, and (F, T, i) would say that it has not had those whose ids come after i. A resume
+// from it would send them again, after a snapshot that had them (the client has no id to drop
+// them by).
 //
 // Single-threaded: everything on the io_context's thread.
 #pragma once
@@ -69,7 +73,12 @@ class Hub {
   void start_snapshot(Session& s);
   void finish_catch_up(Session& s, const PgSnapshot& covered);
   void resync_all(const char* why);
-  bool deliver(Session& s, const std::shared_ptr<const OutgoingEvent>& e, uint64_t upto_xmax);
+  // `e.event` and `e.span` are set when `s` is catching up or has a barrier.
+  bool deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax);
+  // `e` framed with the offset (from or covered, to or covered, its id): the session has what
+  // the reader had read up to `from` and what its catch-up had, read in `covered`.
+  std::string catch_up_frame(const Session& s, const Event& e, const PgSnapshot& covered, const PgSnapshot& from,
+                             const PgSnapshot& to) const;
   bool send(Session& s, const std::string& frame);
   std::string event_frame(Protocol p, const Event& e, const std::string& offset) const;
   std::string snapshot_frame(Protocol p, const std::vector<Membership>& channels,

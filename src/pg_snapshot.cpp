@@ -67,10 +67,27 @@ std::optional<PgSnapshot> PgSnapshot::with_committed(uint64_t xid, size_t max_ad
   return out;
 }
 
-bool PgSnapshot::finished_by(const PgSnapshot& later) const {
-  // Everything this snapshot could not see is below xmax; all of it had finished once
-  // `later`'s xmin passed xmax (transactions below a snapshot's xmin are all finished).
-  return later.xmin >= xmax;
+bool PgSnapshot::covers(const PgSnapshot& other) const {
+  // What this one does not see: its in-progress list, and everything from its xmax on. (An
+  // xmax below other's is answered "no" even when other saw nothing in between: a
+  // conservative answer, which only costs the caller the general path.)
+  if (xmax < other.xmax) return false;
+  return std::none_of(xip.begin(), xip.end(), [&other](uint64_t x) { return other.sees(x); });
+}
+
+PgSnapshot PgSnapshot::either(const PgSnapshot& a, const PgSnapshot& b) {
+  const PgSnapshot& hi = a.xmax >= b.xmax ? a : b;
+  const PgSnapshot& lo = a.xmax >= b.xmax ? b : a;
+  // Below hi's xmax, hi misses only its in-progress list; from it on, both miss everything.
+  PgSnapshot out;
+  out.xmax = hi.xmax;
+  for (uint64_t x : hi.xip)
+    if (!lo.sees(x)) out.xip.push_back(x);
+  // Both saw everything below the lower xmin. (Any xmin up to the first in-progress one would
+  // see the same; the lower keeps it under that of a snapshot taken after either, as an
+  // offset's two snapshots must be.)
+  out.xmin = std::min(a.xmin, b.xmin);
+  return out;
 }
 
 std::string xid8_array(const std::vector<uint64_t>& xids) {

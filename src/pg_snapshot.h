@@ -28,8 +28,12 @@ struct PgSnapshot {
   // already visible, or when that would add more than `max_added` in-progress entries.
   std::optional<PgSnapshot> with_committed(uint64_t xid, size_t max_added) const;
 
-  // True when every transaction this one could not see had finished by `later`.
-  bool finished_by(const PgSnapshot& later) const;
+  // True when this snapshot sees every transaction `other` sees (as one taken after it does).
+  bool covers(const PgSnapshot& other) const;
+
+  // A snapshot that sees exactly what `a` or `b` sees: a client's position once it has had
+  // both (a catch-up read in one, and events read after the other; hub.h).
+  static PgSnapshot either(const PgSnapshot& a, const PgSnapshot& b);
 
   friend bool operator==(const PgSnapshot& a, const PgSnapshot& b) {
     return a.xmin == b.xmin && a.xmax == b.xmax && a.xip == b.xip;

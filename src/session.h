@@ -26,10 +26,24 @@ enum class Phase {
   closing,
 };
 
+struct Event;  // event.h
+
 // One event framed for the wire, shared by every session it goes to.
 struct OutgoingEvent {
   uint64_t xid = 0;
   std::string frame;
+};
+
+// A live event held while its session catches up: as framed for the sessions that were live,
+// and what its offset was made of (the reader's snapshots before and after the read), to frame
+// it again with an offset that also counts the catch-up (hub.h).
+struct HeldEvent {
+  struct Span {
+    PgSnapshot from, to;
+  };
+  std::shared_ptr<const OutgoingEvent> out;
+  std::shared_ptr<const Event> event;
+  std::shared_ptr<const Span> span;
 };
 
 struct Session {
@@ -45,7 +59,7 @@ struct Session {
   // While catching up, live events wait here; once the catch-up's snapshot is known, the ones
   // it already covered are dropped. `barrier` keeps filtering later batches until the reader
   // has moved past it.
-  std::vector<std::shared_ptr<const OutgoingEvent>> held;
+  std::vector<HeldEvent> held;
   size_t held_bytes = 0;
   std::optional<PgSnapshot> barrier;
   uint64_t catch_up_generation = 0;  // a newer catch-up (after TRUNCATE) supersedes older ones

@@ -47,3 +47,19 @@ TEST(Offset, APositionHasSeenItsBaseAndTheRowsUpToItsIdInUpto) {
   EXPECT_FALSE(p.has_seen(106, 50));   // started after base, running at upto
   EXPECT_FALSE(p.has_seen(200, 1));    // after both
 }
+
+// hub.h: after a catch-up read in C, an event read between F and T goes out with (F or C,
+// T or C). That must decode, also where T is a wake-up's (older than C in part: the catch-up
+// saw its transaction 105 still running), and must have seen what either F or C saw.
+TEST(Offset, APositionWithACatchUpFoldedInDecodesAndHasSeenWhatEitherSaw) {
+  auto f = *PgSnapshot::parse("100:103:101");
+  auto t = *f.with_committed(105, 8);  // 100:106:101,103,104
+  auto c = *PgSnapshot::parse("102:110:102,105");
+  Offset o{kLog, {PgSnapshot::either(f, c), PgSnapshot::either(t, c), 9}};
+  auto back = decode_offset(encode_offset(o));
+  ASSERT_TRUE(back) << encode_offset(o);
+  for (uint64_t x = 95; x < 115; ++x) {
+    EXPECT_EQ(back->pos.has_seen(x, 10), f.sees(x) || c.sees(x)) << x;
+    EXPECT_EQ(back->pos.has_seen(x, 9), f.sees(x) || c.sees(x) || t.sees(x)) << x;
+  }
+}

@@ -33,10 +33,30 @@ TEST(PgSnapshot, SeesFinishedTransactionsButNotRunningOrLaterOnes) {
   EXPECT_FALSE(s.sees(21));
 }
 
-TEST(PgSnapshot, IsFinishedByALaterSnapshotWhoseXminPassedItsXmax) {
-  auto s = *PgSnapshot::parse("10:20:12");
-  EXPECT_FALSE(s.finished_by(*PgSnapshot::parse("12:25:12")));
-  EXPECT_TRUE(s.finished_by(*PgSnapshot::parse("20:25:")));
+TEST(PgSnapshot, CoversAnEarlierOneButNotOneThatSawATransactionItStillCountsAsRunning) {
+  auto earlier = *PgSnapshot::parse("10:20:12,15");
+  EXPECT_TRUE(PgSnapshot::parse("12:25:12,21")->covers(earlier));  // 15 finished since, 12 still runs
+  EXPECT_TRUE(PgSnapshot::parse("20:25:")->covers(earlier));
+  EXPECT_TRUE(earlier.covers(earlier));
+  EXPECT_FALSE(PgSnapshot::parse("12:25:12,14")->covers(earlier)) << "earlier saw 14";
+  EXPECT_FALSE(PgSnapshot::parse("10:18:12,15")->covers(earlier)) << "earlier saw 18";
+  EXPECT_FALSE(earlier.covers(*PgSnapshot::parse("12:25:12,21")));
+}
+
+TEST(PgSnapshot, EitherSeesExactlyWhatOneOfTheTwoSees) {
+  const char* texts[] = {"10:20:12,15", "12:25:12,21", "5:15:7,9,11", "16:30:16,17,18,25", "20:20:", "1:40:"};
+  for (const char* ta : texts) {
+    for (const char* tb : texts) {
+      auto a = *PgSnapshot::parse(ta), b = *PgSnapshot::parse(tb);
+      auto both = PgSnapshot::either(a, b);
+      ASSERT_TRUE(PgSnapshot::parse(both.to_string())) << both.to_string() << " is not PostgreSQL's form";
+      for (uint64_t x = 1; x < 45; ++x)
+        EXPECT_EQ(both.sees(x), a.sees(x) || b.sees(x)) << ta << " or " << tb << " (" << both.to_string() << "): " << x;
+      EXPECT_TRUE(both.covers(a) && both.covers(b)) << ta << " or " << tb;
+    }
+  }
+  EXPECT_EQ(PgSnapshot::either(*PgSnapshot::parse("10:20:12,15"), *PgSnapshot::parse("5:18:7,12,16")).to_string(),
+            "5:20:12");
 }
 
 TEST(PgSnapshot, WithACommittedTransactionSeesItAndStillNotWhatItDidNotSee) {

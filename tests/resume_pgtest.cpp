@@ -350,6 +350,81 @@ TEST_P(QuietResume, AQuietClientIsGivenANewerOffsetWithItsPingsAndResumingFromIt
   expect_slow_then_later(ta, offset);
 }
 
+// The first read after a client's catch-up (snapshot or replay) can bring rows that the
+// catch-up already had: they committed after the reader's previous read and before the
+// catch-up's query. The hub drops those for the client. The offsets of the read's other events
+// must still say that the client has them; else resuming from such an offset sends them again,
+// and after a snapshot the client has no id to drop them by.
+//
+// Poll mode, reading every 2 s, so that every step falls between two reads: right after a read,
+// u1's 'after' is logged (the lower log id) in a transaction left open, u1's 'before' commits,
+// the client catches up, and 'after' commits. The next read brings both.
+class ReadAcrossACatchUp : public NotifierFixture {
+ protected:
+  void SetUp() override {
+    NotifierFixture::SetUp();
+    start_sidecar({"--wake-mode", "poll", "--poll-interval", "2s"});
+  }
+
+  double reads() { return metric(metrics(), "membership_notifier_db_reads_total"); }
+
+  // Runs the steps above with `catch_up` connecting the client; returns the offset of the one
+  // event that must follow ('after').
+  template <typename CatchUp>
+  std::string straddle(CatchUp catch_up) {
+    const double before = reads();
+    for (int i = 0; i < 60 && reads() == before; ++i) std::this_thread::sleep_for(50ms);
+    const double read_at = reads();
+    EXPECT_GT(read_at, before) << "no read of the log in 3 s";
+    pqxx::connection a(conninfo());
+    pqxx::work ta(a);
+    ta.exec("INSERT INTO channel_members VALUES ('after', 'u1')");
+    sql("INSERT INTO channel_members VALUES ('before', 'u1')");
+    WsClient& c = catch_up();
+    ta.commit();
+    EXPECT_EQ(reads(), read_at) << "the log was read during the steps; they must fall between two reads";
+    auto e = next_event(c, 5s);
+    EXPECT_EQ(describe(e), "joined after u1");
+    std::string offset = e.value("offset", "");
+    EXPECT_EQ(take(c, offset), Events{}) << "'before' was in the catch-up";
+    c.close();
+    return offset;
+  }
+
+  // Resuming from `offset` must bring nothing.
+  void expect_nothing_new_from(std::string offset) {
+    nlohmann::json session;
+    auto again = connect("u1", "&offset=" + offset, 0, &session);
+    EXPECT_EQ(session["data"]["recovered"], true);
+    EXPECT_EQ(take(*again, offset), Events{});
+  }
+};
+
+TEST_F(ReadAcrossACatchUp, AChangeTheSnapshotHadIsNotSentAgainToAClientResumingFromTheNextEvent) {
+  std::unique_ptr<WsClient> c;
+  nlohmann::json snapshot;
+  expect_nothing_new_from(straddle([&]() -> WsClient& {
+    c = connect("u1", "", 0, nullptr, &snapshot);
+    return *c;
+  }));
+  EXPECT_EQ(snapshot["data"]["channels"].size(), 1u) << snapshot.dump();
+  EXPECT_EQ(snapshot["data"]["channels"][0].value("channelId", ""), "before") << snapshot.dump();
+}
+
+TEST_F(ReadAcrossACatchUp, AChangeTheReplayHadIsNotSentAgainToAClientResumingFromTheNextEvent) {
+  nlohmann::json snapshot;
+  connect("u1", "", 0, nullptr, &snapshot)->close();
+  std::string offset = snapshot["offset"];
+  std::unique_ptr<WsClient> c;
+  expect_nothing_new_from(straddle([&]() -> WsClient& {
+    nlohmann::json session;
+    c = connect("u1", "&offset=" + offset, 0, &session);
+    EXPECT_EQ(session["data"]["recovered"], true);
+    EXPECT_EQ(describe(next_event(*c, 5s)), "joined before u1");
+    return *c;
+  }));
+}
+
 // A replay reads every log row since the client's position, whoever's: past --max-replay-rows
 // a snapshot is cheaper, and the client is told plainly (recovered: false) and handed one.
 class ReplayLimit : public NotifierFixture {
