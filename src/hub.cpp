@@ -113,6 +113,7 @@ void Hub::start_snapshot(Session& s) {
 
 void Hub::finish_catch_up(Session& s, const PgSnapshot& covered) {
   s.barrier = covered;
+  barred_.insert(s.serial);
   s.phase = Phase::live;
   auto held = std::move(s.held);
   s.held.clear();
@@ -168,6 +169,7 @@ void Hub::refresh_position(Session& s) {
 
 void Hub::close(Session& s) {
   if (open_.erase(s.serial) == 0) return;
+  barred_.erase(s.serial);
   rooms_.leave(s);
   s.held.clear();
 }
@@ -186,12 +188,32 @@ void Hub::resync_all(const char* why) {
 
 void Hub::on_batch(const Batch& batch) {
   if (!batch.log_id.empty()) log_id_ = batch.log_id;
+  if (!batch.rows.empty() || batch.reset) deliver_rows(batch);
   if (batch.read) {
     read_to_ = batch.to;
     position_frames_[0].clear();
     position_frames_[1].clear();
+    lift_barriers(batch.to);
   }
-  if (batch.rows.empty() && !batch.reset) return;
+}
+
+void Hub::lift_barriers(const PgSnapshot& read_to) {
+  // Every row from here on is one that `read_to` does not see: none that a catch-up it covers
+  // had. (Only a read's snapshot says so: a wake-up's counts its transaction as read before
+  // all of its rows have come.)
+  for (auto it = barred_.begin(); it != barred_.end();) {
+    auto open = open_.find(*it);
+    Session* s = open == open_.end() ? nullptr : open->second;
+    if (s && s->barrier && !read_to.covers(*s->barrier)) {
+      ++it;
+      continue;
+    }
+    if (s) s->barrier.reset();
+    it = barred_.erase(it);
+  }
+}
+
+void Hub::deliver_rows(const Batch& batch) {
   transport_->begin_turn();
   if (batch.reset) resync_all("the event log changed (restored or another database)");
   for (const auto& row : batch.rows) {
@@ -212,15 +234,11 @@ void Hub::on_batch(const Batch& batch) {
     if (!room || room->empty()) continue;
     std::string offset = encode_offset(Offset{log_id_, {batch.from, batch.to, ev.id}});
     std::vector<Session*> targets(room->begin(), room->end());  // a send may close a session
-    // A session that is catching up, or whose catch-up the reader's last snapshot does not
-    // cover yet, may need this event framed again: for it, the batch's rows that the catch-up
-    // had are dropped, and its offset must say it has them (catch_up_frame()).
+    // A session that is catching up, or whose catch-up the reader had not read past, may need
+    // this event framed again: for it, the batch's rows that the catch-up had are dropped, and
+    // its offset must say it has them (catch_up_frame()).
     HeldEvent held;
     for (Session* s : targets) {
-      // The reader had read all that this session's catch-up had: nothing from here on can be
-      // doubled. Only a read's snapshot says so: a wake-up's (the fast path) counts its
-      // transactions as read before all their rows have come.
-      if (s->barrier && batch.read && batch.from.covers(*s->barrier)) s->barrier.reset();
       if ((s->phase == Phase::catching_up || s->barrier) && !held.event) {
         held.event = std::make_shared<const Event>(ev);
         held.span = std::make_shared<const HeldEvent::Span>(HeldEvent::Span{batch.from, batch.to});

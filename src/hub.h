@@ -10,11 +10,11 @@
 //
 // Offsets: an event read between reader snapshots F and T, with log id i, goes out with the
 // position (F, T, i) (see offset.h). A replayed event gets (client's base, C, i); a snapshot
-// gets (C, C, 0). Until the reader's F covers C, a session's events go out with (F or C, T, i)
-// instead: a read that began before C can bring rows C had, which the session does not get
-// again, and (F, T, i) would say that it has not had those whose ids come after i. A resume
-// from it would send them again, after a snapshot that had them (the client has no id to drop
-// them by).
+// gets (C, C, 0). Until a read's snapshot covers C, the session's events go out with (F or C,
+// T or C, i) instead: a read that began before C can bring rows C had, which the session does
+// not get again, and (F, T, i) would say that it has not had those whose ids come after i. A
+// resume from it would send them again, after a snapshot that had them (the client has no id
+// to drop them by).
 //
 // Single-threaded: everything on the io_context's thread.
 #pragma once
@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace mn {
 
@@ -73,6 +74,9 @@ class Hub {
   void start_snapshot(Session& s);
   void finish_catch_up(Session& s, const PgSnapshot& covered);
   void resync_all(const char* why);
+  void deliver_rows(const Batch& batch);
+  // After a read: sessions whose catch-up `read_to` covers need no barrier any more.
+  void lift_barriers(const PgSnapshot& read_to);
   // `e.event` and `e.span` are set when `s` is catching up or has a barrier.
   bool deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax);
   // `e` framed with the offset (from or covered, to or covered, its id): the session has what
@@ -92,6 +96,7 @@ class Hub {
   StartFrame start_frame_;
   Rooms rooms_;
   std::unordered_map<uint64_t, Session*> open_;
+  std::unordered_set<uint64_t> barred_;  // sessions with a barrier (serials)
   std::string log_id_;
   HubStats stats_;
   std::optional<PgSnapshot> read_to_;  // the last read's snapshot

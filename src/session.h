@@ -57,8 +57,8 @@ struct Session {
   bool resume_requested = false;      // it sent an offset (even one we could not decode)
 
   // While catching up, live events wait here; once the catch-up's snapshot is known, the ones
-  // it already covered are dropped. `barrier` keeps filtering later batches until the reader
-  // has moved past it.
+  // it already covered are dropped. `barrier` keeps filtering later batches (and
+  // counting in the offsets) until a read's snapshot covers it.
   std::vector<HeldEvent> held;
   size_t held_bytes = 0;
   std::optional<PgSnapshot> barrier;
