@@ -416,3 +416,38 @@ TEST_F(AdaptiveWakeUp, ChangesRightAfterAStreamAboveTheLimitDoNotWaitABusyPollIn
   }
   EXPECT_GE(checked, 5);
 }
+
+// The other end: a stream that begins after a pause. Its spell's first read spans the pause
+// (from the read before it), where the stream's first commits make a low rate; that read must
+// not begin a quiet stretch, or reads come a millisecond apart until the stream's commits make
+// up for the pause (in bench part B, where the pause is at most the 1 s poll interval, tens of
+// milliseconds at the start of each round).
+TEST_F(AdaptiveWakeUp, AStreamAfterAPauseIsReadEveryBusyPollIntervalNotEveryMillisecond) {
+  // Reads while armed every 10 s: the pause before the stream has none.
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "400", "--busy-poll-interval", "100ms",
+                 "--poll-interval", "10s", "--log-level", "debug"});
+  auto c = connect("u1");
+  std::this_thread::sleep_for(3s);
+  const std::string before = metrics();
+  const auto log_from = sidecar().log().size();
+  const auto started = std::chrono::steady_clock::now();
+  // 25 back to back (a burst: polled from its first few commits on, before any read), then 800
+  // at about 860 a second (each sleeps its millisecond), over the limit.
+  sql("DO $$ BEGIN FOR i IN 1..25 LOOP INSERT INTO channel_members VALUES ('b' || i, 'u1'); COMMIT; END LOOP;"
+      " FOR i IN 1..800 LOOP INSERT INTO channel_members VALUES ('s' || i, 'u1'); COMMIT;"
+      " PERFORM pg_sleep(0.0006); END LOOP; END $$");
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  const std::string after = metrics();
+  const std::string during = sidecar().log().substr(log_from);
+  EXPECT_EQ(events(*c, 1s).size(), 825u);
+  EXPECT_EQ(metric(after, "membership_notifier_polling_spells_total"), 1) << after;
+  // One every busy-poll interval and a few more: 11 in the stream's 960 ms here, in each of three
+  // runs. With a stretch begun at its first read, 316: a read a millisecond until the stream had
+  // made up for the pause (3 s at a quarter of the limit).
+  EXPECT_LT(metric(after, "membership_notifier_db_reads_total") - metric(before, "membership_notifier_db_reads_total"),
+            50)
+      << "reads in the " << took.count() << " ms of the stream\n"
+      << after;
+  EXPECT_EQ(during.find("commits fell under"), std::string::npos) << "a quiet stretch began in the stream\n"
+                                                                    << during;
+}
