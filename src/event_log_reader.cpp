@@ -447,8 +447,8 @@ void EventLogReader::on_read(PgResult r) {
     const double quiet_rate = max_notify_rate() / 4;
     const auto all = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
     const bool was_quiet = quiet_stretch_.holds();
-    if (quiet_stretch_.add(std::max(window_from, spell_started_), read_sent_, all, quiet_rate, cfg_.busy_poll_interval) &&
-        !was_quiet)
+    const auto from = std::max(window_from, spell_started_);
+    if (quiet_stretch_.add(from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval) && !was_quiet)
       spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
                     quiet_poll_every().count());
   }

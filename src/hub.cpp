@@ -130,8 +130,8 @@ std::string Hub::catch_up_frame(const Session& s, const Event& e, const PgSnapsh
                                 const PgSnapshot& to) const {
   // `covered` goes into both snapshots: an offset's `upto` is never older than its base (a
   // wake-up's `to` can be, when the catch-up saw its transaction still running).
-  return event_frame(s.protocol, e,
-                     encode_offset(Offset{log_id_, {PgSnapshot::either(from, covered), PgSnapshot::either(to, covered), e.id}}));
+  const StreamPosition at{PgSnapshot::either(from, covered), PgSnapshot::either(to, covered), e.id};
+  return event_frame(s.protocol, e, encode_offset(Offset{log_id_, at}));
 }
 
 bool Hub::deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax) {
