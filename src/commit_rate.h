@@ -200,9 +200,9 @@ class ContendedLimit {
 // after it ended; from then on the reader reads every millisecond. The rate estimate above
 // still reads the load for a few tau after it (a quarter of a second from bench part B's
 // 11,000/s down to half the 2,000/s limit), and in that time the reader stays polling, not
-// woken: at the
-// busy-poll interval, the first 10-24 changes of 100/s right after the load waited 2-20 ms each
-// (p99 3.45-12.43 ms over five runs). Read every millisecond while this holds, they wait one.
+// woken: at the busy-poll interval, the first 10-24 changes of 100/s right after the load waited
+// 2-20 ms each (p99 3.45-12.43 ms over five runs). Read every millisecond while this holds, they
+// wait one.
 // Measured over the whole stretch, not the last read: reads a millisecond apart find 0 or 1
 // commit each, which is no rate at all. Quiet means under a quarter of the limit, well below
 // the half at which the estimate lets the reader be woken again, so a stream polled for being

@@ -120,18 +120,17 @@ void Hub::finish_catch_up(Session& s, const PgSnapshot& covered) {
   s.held_bytes = 0;
   for (const auto& h : held) {
     if (covered.sees(h.out->xid)) continue;  // already in the replay or the snapshot
-    if (h.span->from.covers(covered) ? !send(s, h.out->frame)
-                                     : !send(s, catch_up_frame(s, *h.event, covered, h.span->from, h.span->to)))
-      return;
+    if (!send_after_catch_up(s, h, covered)) return;
   }
 }
 
-std::string Hub::catch_up_frame(const Session& s, const Event& e, const PgSnapshot& covered, const PgSnapshot& from,
-                                const PgSnapshot& to) const {
+bool Hub::send_after_catch_up(Session& s, const HeldEvent& e, const PgSnapshot& covered) {
+  if (e.span->from.covers(covered)) return send(s, e.out->frame);
   // `covered` goes into both snapshots: an offset's `upto` is never older than its base (a
   // wake-up's `to` can be, when the catch-up saw its transaction still running).
-  const StreamPosition at{PgSnapshot::either(from, covered), PgSnapshot::either(to, covered), e.id};
-  return event_frame(s.protocol, e, encode_offset(Offset{log_id_, at}));
+  const StreamPosition at{PgSnapshot::either(e.span->from, covered), PgSnapshot::either(e.span->to, covered),
+                          e.event->id};
+  return send(s, event_frame(s.protocol, *e.event, encode_offset(Offset{log_id_, at})));
 }
 
 bool Hub::deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax) {
@@ -149,8 +148,7 @@ bool Hub::deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax) {
   if (s.phase != Phase::live) return false;
   if (s.barrier && s.barrier->sees(e.out->xid)) return true;
   s.position_xmax = std::max(s.position_xmax, upto_xmax);
-  if (!s.barrier) return send(s, e.out->frame);
-  return send(s, catch_up_frame(s, *e.event, *s.barrier, e.span->from, e.span->to));
+  return s.barrier ? send_after_catch_up(s, e, *s.barrier) : send(s, e.out->frame);
 }
 
 void Hub::refresh_position(Session& s) {
@@ -234,21 +232,19 @@ void Hub::deliver_rows(const Batch& batch) {
     if (!room || room->empty()) continue;
     std::string offset = encode_offset(Offset{log_id_, {batch.from, batch.to, ev.id}});
     std::vector<Session*> targets(room->begin(), room->end());  // a send may close a session
-    // A session that is catching up, or whose catch-up the reader had not read past, may need
-    // this event framed again: for it, the batch's rows that the catch-up had are dropped, and
-    // its offset must say it has them (catch_up_frame()).
-    HeldEvent held;
-    for (Session* s : targets) {
-      if ((s->phase == Phase::catching_up || s->barrier) && !held.event) {
-        held.event = std::make_shared<const Event>(ev);
-        held.span = std::make_shared<const HeldEvent::Span>(HeldEvent::Span{batch.from, batch.to});
-      }
-    }
     std::shared_ptr<const OutgoingEvent> framed[2];
+    HeldEvent held;
     for (Session* s : targets) {
       auto& f = framed[s->protocol == Protocol::plain ? 0 : 1];
       if (!f) f = std::make_shared<OutgoingEvent>(OutgoingEvent{ev.xid, event_frame(s->protocol, ev, offset)});
       held.out = f;
+      // A session that is catching up, or whose catch-up the reader had not read past, may need
+      // this event framed again: for it, the batch's rows that the catch-up had are dropped, and
+      // its offset must say it has them (send_after_catch_up()).
+      if ((s->phase == Phase::catching_up || s->barrier) && !held.event) {
+        held.event = std::make_shared<const Event>(ev);
+        held.span = std::make_shared<const HeldEvent::Span>(HeldEvent::Span{batch.from, batch.to});
+      }
       deliver(*s, held, batch.to.xmax);
     }
   }

@@ -79,10 +79,11 @@ class Hub {
   void lift_barriers(const PgSnapshot& read_to);
   // `e.event` and `e.span` are set when `s` is catching up or has a barrier.
   bool deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax);
-  // `e` framed with the offset (from or covered, to or covered, its id): the session has what
-  // the reader had read up to `from` and what its catch-up had, read in `covered`.
-  std::string catch_up_frame(const Session& s, const Event& e, const PgSnapshot& covered, const PgSnapshot& from,
-                             const PgSnapshot& to) const;
+  // Sends `e` to a session whose catch-up was read in `covered`: as framed for everyone where
+  // `e`'s read began past `covered`, else framed again with the offset (from or covered, to or
+  // covered, its id), since the session has what the reader had read up to `from` and what its
+  // catch-up had.
+  bool send_after_catch_up(Session& s, const HeldEvent& e, const PgSnapshot& covered);
   bool send(Session& s, const std::string& frame);
   std::string event_frame(Protocol p, const Event& e, const std::string& offset) const;
   std::string snapshot_frame(Protocol p, const std::vector<Membership>& channels,
