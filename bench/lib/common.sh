@@ -40,6 +40,17 @@ foreign_pct() {  # CPU % (100 = one core) other processes used since foreign_sta
     -v hz="$(getconf CLK_TCK)" 'BEGIN { f = (m - o) / hz / (t1 - t0) * 100; printf "%.0f", f < 0 ? 0 : f }'
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# Ticks of the whole machine: busy, waiting for I/O, all.
+machine_split() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+# Ticks a sidecar has used: its process and its live database sessions (0 for a name without one).
+sidecar_ticks() {  # sidecar_ticks NAME
+  local pids
+  [[ -n ${SRV_PID[$1]:-} ]] || { echo 0; return; }
+  pids=$(psql_q postgres -At -c "SELECT pid FROM pg_stat_activity WHERE datname = 'b_$1'
+                                  AND application_name LIKE 'membership-notifier %'")
+  for p in ${SRV_PID[$1]} $pids; do sed 's/.*) //' "/proc/$p/stat" 2>/dev/null; done |
+    awk '{ t += $12 + $13 } END { print t + 0 }'
+}
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
 # initdb refuses root: the cluster runs as the postgres user, in a short /tmp path (the

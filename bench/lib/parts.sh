@@ -91,7 +91,7 @@ part_a() {
 # pgbench points can be interleaved: this disk's fsync cost drifts several-fold over tens of
 # seconds, and configurations measured one after the other would mostly measure the drift.
 B_CONFIGS=()
-declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_AFTER=() B_CHECK=() B_PAIR_TPS=()
+declare -A B_LABEL=() B_KIND=() B_TPS=() B_LOW=() B_HI=() B_HI_TPS=() B_AFTER=() B_CHECK=() B_PAIR_TPS=() B_PAIR_CPU=()
 B_PAIRED=()
 
 # Kinds: none; floor; ref (a reference under the floor, its trigger in sql/MODE.sql: measured
@@ -118,6 +118,24 @@ b_setup() {  # b_setup NAME LABEL KIND MODE
 
 b_pgbench() {  # b_pgbench NAME CLIENTS SECS LOG: prints tps
   pgbench_tps "b_$1" "$2" "$3" "$4"
+}
+
+# One paired round, with what it cost in CPU: whether the machine's CPU or its disk is what
+# limits the writers decides what a trigger or a reading sidecar costs them. B_PAIR_CPU holds
+# "machine-busy iowait all sidecar txns" in clock ticks (the sidecar: its process and its
+# database sessions; 0 where there is none) and transactions; paired-cpu.txt keeps them by round.
+b_paired_round() {  # b_paired_round NAME ROUND CLIENTS
+  local name=$1 db=b_$1 log=$OUT/b/$1/pgbench-paired-r$2.log m0 m1 s0 s1
+  psql_q "$db" -c CHECKPOINT
+  m0=$(machine_split) s0=$(sidecar_ticks "$name")
+  pgbench_inserts "$db" "$3" "$B_PAIR_SECS" "$log" || die "pgbench failed: $(tail -3 "$log")"
+  m1=$(machine_split) s1=$(sidecar_ticks "$name")
+  B_PAIR_TPS[$name,$2]=$(pgbench_log_tps "$log")
+  read -r -a m0 <<<"$m0"
+  read -r -a m1 <<<"$m1"
+  B_PAIR_CPU[$name,$2]="$((m1[0] - m0[0])) $((m1[1] - m0[1])) $((m1[2] - m0[2])) $((s1 - s0)) \
+$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")"
+  echo "$2 ${B_PAIR_CPU[$name,$2]}" >>"$OUT/b/$name/paired-cpu.txt"
 }
 
 part_b() {
@@ -173,8 +191,7 @@ part_b() {
     log "B: $B_PAIR_ROUNDS paired rounds of $B_PAIR_SECS s at $last writers: ${B_PAIRED[*]}"
     for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do
       for ((k = 0; k < n; k++)); do
-        name=${B_PAIRED[(k + r - 1) % n]}
-        B_PAIR_TPS[$name,$r]=$(b_pgbench "$name" "$last" "$B_PAIR_SECS" "$OUT/b/$name/pgbench-paired-r$r.log")
+        b_paired_round "${B_PAIRED[(k + r - 1) % n]}" "$r" "$last"
       done
     done
   fi
@@ -253,6 +270,19 @@ b_report() {
           awk -v label="${B_LABEL[$name]}" '$2 > 0 { x = $1 / $2; n++; s += x; ss += x * x; a += $1; b += $2 }
             END { m = n ? s / n : 0; v = n > 1 ? (ss - n * m * m) / (n - 1) : 0
                   printf "| %s | %.3f× ± %.3f | %.3f× |\n", label, m, 2 * sqrt(v > 0 ? v / n : 0), (b > 0 ? a / b : 0) }'
+      done
+      echo
+      echo "Where the CPU went in those rounds (summed over them; 100% busy = all $(nproc) cores; µs of CPU time per transaction): when the machine is near fully busy and hardly waits for the disk, the writers are bound by CPU, and every µs a trigger or a reading sidecar spends per transaction comes out of their throughput."
+      echo
+      echo "| configuration | machine busy | waiting for I/O | machine µs per transaction | of which the sidecar and its database sessions |"
+      echo "|---|---|---|---|---|"
+      for name in "${B_PAIRED[@]}"; do
+        for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do echo "${B_PAIR_CPU[$name,$r]}"; done |
+          awk -v label="${B_LABEL[$name]}" -v hz="$(getconf CLK_TCK)" -v kind="${B_KIND[$name]}" '
+            { b += $1; w += $2; a += $3; sc += $4; t += $5 }
+            END { us = 1e6 / hz
+                  printf "| %s | %.0f%% | %.1f%% | %.1f | %s |\n", label, (a ? 100 * b / a : 0), (a ? 100 * w / a : 0),
+                    (t ? b * us / t : 0), (kind != "ours" ? "–" : sprintf("%.1f", t ? sc * us / t : 0)) }'
       done
       echo
     fi
