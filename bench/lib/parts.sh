@@ -272,7 +272,7 @@ b_report() {
                   printf "| %s | %.3f× ± %.3f | %.3f× |\n", label, m, 2 * sqrt(v > 0 ? v / n : 0), (b > 0 ? a / b : 0) }'
       done
       echo
-      echo "Where the CPU went in those rounds (summed over them; 100% busy = all $(nproc) cores; µs of CPU time per transaction): when the machine is near fully busy and hardly waits for the disk, the writers are bound by CPU, and every µs a trigger or a reading sidecar spends per transaction comes out of their throughput."
+      echo "Where the CPU went in those rounds, summed over them (from /proc; 100% busy = all $(nproc) cores): how busy the machine was and how long it waited for I/O; its busy time per transaction (every process's, pgbench's too: where busy stays level across configurations this moves inversely with tps, whatever the cause); and the part of that the sidecar took itself (its process and its database sessions), the direct CPU cost of reading and delivering."
       echo
       echo "| configuration | machine busy | waiting for I/O | machine µs per transaction | of which the sidecar and its database sessions |"
       echo "|---|---|---|---|---|"
