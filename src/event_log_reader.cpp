@@ -18,13 +18,17 @@ constexpr size_t kMaxHeld = 4096;
 // fewer reads (at 1000 changes/s a read every 2 ms took PostgreSQL ~40% of a core here).
 constexpr std::chrono::milliseconds kFastReadAfter{20};
 // While woken by every commit, how often to look for commits queueing on the NOTIFY lock, and
-// from what commit rate on (below it, two commits rarely meet). Once a look finds a queue, the
-// next ones come sooner: every look in between is another round of commits taken one at a time
-// (on a disk whose flush took 3 ms, 16 writers lost 5% of a 3 s run while three looks 50 ms
-// apart confirmed the queue).
+// from what commit rate on. Once a look finds a queue, the next ones come sooner: every look in
+// between is another round of commits taken one at a time (on a disk whose flush took 3 ms, 16
+// writers lost 5% of a 3 s run while three looks 50 ms apart confirmed the queue). The rate
+// only stops the looks once commits have stopped: each wake-up lifts the estimate to 10/s or
+// more (CommitRate's tau, 100 ms). Commits taking turns on the lock come at one per flush, so the
+// slower the disk, the lower their rate and the more the turns cost: with 20/s here (until this
+// was 2), a disk that flushed in 100 ms let every commit go alone at 10/s, and it was never
+// looked at (test SlowerDisk). A look reads the backends' status array, no lock.
 constexpr std::chrono::milliseconds kContentionCheckEvery{50};
 constexpr std::chrono::milliseconds kContentionConfirmEvery{10};
-constexpr double kContentionMinRate = 20;
+constexpr double kContentionMinRate = 2;
 constexpr int kContentionChecks = 3;
 // Draining, once commits have fallen well below the limit (QuietStretch): how often to read. A
 // read of a few rows is a round trip of about 0.05 ms here (pgbench, the read's plan, at idle):
@@ -611,6 +615,13 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // Commits well under the limit since some read (QuietStretch): a load is over, or paused,
       // while the estimate still reads it. Read again within a millisecond, so that changes wait
       // that long, not a busy-poll interval until the estimate lets the reader be woken.
+      // Nor while the commits that were queueing on the NOTIFY lock when the spell began still
+      // go through it one at a time: they notify whatever the triggers now do, and reads find
+      // them at the queue's rate, under half of the limit it set. On a disk flushing in 100 ms
+      // (test SlowerDisk) the reader re-armed 150 ms into each spell, before the queue of 7 had
+      // drained, and new commits queued behind it: the writers kept 15 commits/s of the 80 the
+      // disk allows. Polled at the busy-poll interval: the load is not over.
+      if (std::chrono::steady_clock::now() < queue_drains_at_) return schedule_poll(cfg_.busy_poll_interval);
       if (burst_unconfirmed_ || (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows))
         return schedule_poll(quiet_stretch_.holds() ? quiet_poll_every() : cfg_.busy_poll_interval);
       spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
@@ -684,6 +695,8 @@ void EventLogReader::check_notify_contention() {
     spdlog::info("commits queue on the NOTIFY lock ({} waiting) at {:.0f} commits/s: polling from that "
                  "rate on, the limit doubling every {} ms", waiters, rate, contended_.relax_after().count());
     start_polling("commits queueing on the NOTIFY lock");
+    queue_drains_at_ = seen_at + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     std::chrono::duration<double>((waiters + 1) / std::max(rate, 1.0)));
     if (!reading_) schedule_poll(cfg_.busy_poll_interval);
   });
 }
@@ -695,6 +708,7 @@ void EventLogReader::start_polling(const char* why, bool by_burst) {
   spell_commits_ = 0;
   burst_unconfirmed_ = by_burst;
   quiet_stretch_.reset();
+  queue_drains_at_ = {};
   spdlog::debug("polling instead of being woken: {} ({:.0f} commits/s lately)", why,
                 commit_rate_.per_second(spell_started_));
   contention_seen_ = 0;

@@ -194,6 +194,10 @@ class EventLogReader {
   // adapt() then reads again after quiet_poll_every(), not a busy-poll interval on. Reset by
   // start_polling().
   QuietStretch quiet_stretch_;
+  // A spell begun by commits queueing on the NOTIFY lock: when those already queued should have
+  // gone through it (set by check_notify_contention(), reset by start_polling()). No re-arm
+  // before then.
+  std::chrono::steady_clock::time_point queue_drains_at_{};
 
   // Adaptive mode: the limit that commits queueing on the NOTIFY lock set (ContendedLimit).
   ContendedLimit contended_;

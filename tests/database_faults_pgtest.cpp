@@ -124,12 +124,14 @@ TEST_F(HalfOpenConnection, ASilentDatabaseConnectionIsNoticedWithinSecondsAndNot
   EXPECT_EQ(take(*c, nullptr, 1s), (Events{"joined c2 u1"})) << "the change made meanwhile arrives";
 }
 
-// A slow disk: every commit takes 20 ms to flush (commit_delay), so notifying commits, which
-// hold the NOTIFY lock through the flush, go one at a time at under 50/s, far below the
-// adaptive rate limit. The sidecar must see the queue on the lock and stop the NOTIFYs, or it
-// serialises the application's every commit for as long as it writes.
-class SlowDisk : public OwnClusterFixture {
+// A slow disk: every commit takes `commit_delay` to flush, so notifying commits, which hold the
+// NOTIFY lock through the flush, go one at a time, far below the adaptive rate limit. The
+// sidecar must see the queue on the lock and stop the NOTIFYs, or it serialises the
+// application's every commit for as long as it writes.
+class CommitsFlushSlowly : public OwnClusterFixture {
  protected:
+  explicit CommitsFlushSlowly(std::chrono::microseconds commit_delay)
+      : db_{PgCluster::Options{false, true, {"commit_delay=" + std::to_string(commit_delay.count()), "commit_siblings=0"}}} {}
   void SetUp() override {
     NotifierFixture::SetUp();
     install_app(db_);
@@ -164,7 +166,21 @@ class SlowDisk : public OwnClusterFixture {
     EXPECT_LT(metric(m, "membership_notifier_db_notifications_total"), written / 2)
         << "written " << written << "\n" << m;
   }
-  PgCluster db_{PgCluster::Options{false, true, {"commit_delay=20000", "commit_siblings=0"}}};
+  PgCluster db_;
+};
+
+// 20 ms a flush: notifying commits at under 50/s.
+class SlowDisk : public CommitsFlushSlowly {
+ protected:
+  SlowDisk() : CommitsFlushSlowly(20ms) {}
+};
+
+// 100 ms a flush: notifying commits at 10/s or less. That was under the rate the sidecar began
+// to look for a queue at (20/s, from 13e69ac on), so it rarely looked, and 8 writers kept about
+// 12 commits/s for as long as they wrote, where the disk takes all 8 in one flush.
+class SlowerDisk : public CommitsFlushSlowly {
+ protected:
+  SlowerDisk() : CommitsFlushSlowly(100ms) {}
 };
 
 TEST_F(SlowDisk, CommitsQueueingOnTheNotifyLockStopTheNotifiesWhateverTheRateLimit) {
@@ -173,6 +189,18 @@ TEST_F(SlowDisk, CommitsQueueingOnTheNotifyLockStopTheNotifiesWhateverTheRateLim
   auto c = connect("u1");
   const int written = write_for_three_seconds();
   expect_the_notifies_stopped(*c, written);
+}
+
+TEST_F(SlowerDisk, CommitsTakingTurnsAtTenASecondStillStopTheNotifies) {
+  database_url_override_ = db_.conninfo("app");
+  start_sidecar({"--wake-mode", "adaptive"});
+  auto c = connect("u1");
+  const int written = write_for_three_seconds();
+  expect_the_notifies_stopped(*c, written);
+  // One at a time, 3 s of 100 ms flushes is 30 commits; the 8 writers sharing each flush, 240.
+  // Before, 37-54: the look came late or not at all, and then the reader re-armed while the
+  // queue was still draining. Since, 198-206.
+  EXPECT_GT(written, 120) << sidecar().log();
 }
 
 // The limit the queue sets is the rate commits went at under that load. Kept as it was, one
