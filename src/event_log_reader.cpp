@@ -23,9 +23,9 @@ constexpr std::chrono::milliseconds kFastReadAfter{20};
 // writers lost 5% of a 3 s run while three looks 50 ms apart confirmed the queue). The rate
 // only stops the looks once commits have stopped: each wake-up lifts the estimate to 10/s or
 // more (CommitRate's tau, 100 ms). Commits taking turns on the lock come at one per flush, so the
-// slower the disk, the lower their rate and the more the turns cost: with 20/s here (until this
-// was 2), a disk that flushed in 100 ms let every commit go alone at 10/s, and it was never
-// looked at (test SlowerDisk). A look reads the backends' status array, no lock.
+// slower the disk, the lower their rate and the more the turns cost: at 20/s, this threshold's
+// first value, a disk that flushed in 100 ms let commits go alone at about 12/s, and the queue
+// was seen late or not at all (test SlowerDisk). A look reads the backends' status array.
 constexpr std::chrono::milliseconds kContentionCheckEvery{50};
 constexpr std::chrono::milliseconds kContentionConfirmEvery{10};
 constexpr double kContentionMinRate = 2;
@@ -602,6 +602,13 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
           burst_over = true;
         }
       }
+      // A spell the queue on the NOTIFY lock began lasts until the commits queued then have had
+      // their turns: they notify whatever the triggers now do, so reads find them at the queue's
+      // rate, under half of the limit it set. On a disk flushing in 100 ms (test SlowerDisk) the
+      // reader re-armed 150 ms into each spell, before the queue of 7 had drained, and new
+      // commits queued behind it: the writers kept 15-18 commits/s of the 80 the disk allows.
+      // Polled at the busy-poll interval meanwhile: the load is not over.
+      if (std::chrono::steady_clock::now() < queue_drains_at_) return schedule_poll(cfg_.busy_poll_interval);
       // Poll on while commits come faster than half the limit (hysteresis, so a rate near it
       // does not flip the mode at every read); else be woken again. Not on the first read that
       // comes back empty: under a fast stream that is a stall (an fsync, a checkpoint), and
@@ -615,13 +622,6 @@ void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
       // Commits well under the limit since some read (QuietStretch): a load is over, or paused,
       // while the estimate still reads it. Read again within a millisecond, so that changes wait
       // that long, not a busy-poll interval until the estimate lets the reader be woken.
-      // Nor while the commits that were queueing on the NOTIFY lock when the spell began still
-      // go through it one at a time: they notify whatever the triggers now do, and reads find
-      // them at the queue's rate, under half of the limit it set. On a disk flushing in 100 ms
-      // (test SlowerDisk) the reader re-armed 150 ms into each spell, before the queue of 7 had
-      // drained, and new commits queued behind it: the writers kept 15 commits/s of the 80 the
-      // disk allows. Polled at the busy-poll interval: the load is not over.
-      if (std::chrono::steady_clock::now() < queue_drains_at_) return schedule_poll(cfg_.busy_poll_interval);
       if (burst_unconfirmed_ || (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows))
         return schedule_poll(quiet_stretch_.holds() ? quiet_poll_every() : cfg_.busy_poll_interval);
       spdlog::debug("waiting for wake-ups again after {} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
