@@ -20,7 +20,9 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # everything this benchmark ran: this shell's waited-for children (servers, loadgens, pgbench,
 # psql, with theirs) and the cluster (postmaster, its reaped and its live backends). The
 # difference over a part is what other processes took.
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# Ticks of the whole machine: busy, waiting for I/O, all; machine_ticks: busy alone.
+machine_split() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+machine_ticks() { machine_split | cut -d' ' -f1; }
 own_ticks() {
   local mine pg live
   mine=$(sed 's/.*) //' "/proc/$$/stat" | awk '{ print $14 + $15 }')
@@ -40,8 +42,6 @@ foreign_pct() {  # CPU % (100 = one core) other processes used since foreign_sta
     -v hz="$(getconf CLK_TCK)" 'BEGIN { f = (m - o) / hz / (t1 - t0) * 100; printf "%.0f", f < 0 ? 0 : f }'
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
-# Ticks of the whole machine: busy, waiting for I/O, all.
-machine_split() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
 # Ticks a sidecar has used: its process and its live database sessions (0 for a name without one).
 sidecar_ticks() {  # sidecar_ticks NAME
   local pids
