@@ -42,6 +42,19 @@ foreign_pct() {  # CPU % (100 = one core) other processes used since foreign_sta
     -v hz="$(getconf CLK_TCK)" 'BEGIN { f = (m - o) / hz / (t1 - t0) * 100; printf "%.0f", f < 0 ? 0 : f }'
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# WAL written (bytes, from the insert position) and WAL flushes (pg_stat_wal.wal_sync, every
+# process's) since the cluster started. A backend adds its flushes to pg_stat_wal as it exits,
+# and pgbench returns before its backends have: wal_after waits for them to go first.
+wal_point() { psql_q postgres -At -F' ' -c "SELECT pg_current_wal_lsn() - '0/0', wal_sync FROM pg_stat_wal"; }
+wal_after() {  # wal_after DB: wal_point once pgbench's sessions on DB have exited
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ $(psql_q postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1'
+                                   AND application_name = 'pgbench'") == 0 ]] && break
+    sleep 0.02
+  done
+  wal_point
+}
 # Ticks a sidecar has used: its process and its live database sessions (0 for a name without one).
 sidecar_ticks() {  # sidecar_ticks NAME
   local pids

@@ -122,19 +122,24 @@ b_pgbench() {  # b_pgbench NAME CLIENTS SECS LOG: prints tps
 
 # One paired round, with what it cost in CPU: whether the machine's CPU or its disk is what
 # limits the writers decides what a trigger or a reading sidecar costs them. B_PAIR_CPU holds
-# "machine-busy iowait all sidecar txns" in clock ticks (the sidecar: its process and its
-# database sessions; 0 where there is none) and transactions; paired-cpu.txt keeps them by round.
+# "machine-busy iowait all sidecar txns wal-bytes wal-flushes" in clock ticks (the sidecar: its
+# process and its database sessions; 0 where there is none), transactions, bytes and flushes;
+# paired-cpu.txt keeps them by round. The WAL figures say whether a configuration's cost is in
+# what the commits give the disk (more bytes, fewer commits per flush) or in CPU.
 b_paired_round() {  # b_paired_round NAME ROUND CLIENTS
-  local name=$1 db=b_$1 log=$OUT/b/$1/pgbench-paired-r$2.log m0 m1 s0 s1
+  local name=$1 db=b_$1 log=$OUT/b/$1/pgbench-paired-r$2.log m0 m1 s0 s1 w0 w1
   psql_q "$db" -c CHECKPOINT
-  m0=$(machine_split) s0=$(sidecar_ticks "$name")
+  w0=$(wal_point) m0=$(machine_split) s0=$(sidecar_ticks "$name")
   pgbench_inserts "$db" "$3" "$B_PAIR_SECS" "$log" || die "pgbench failed: $(tail -3 "$log")"
-  m1=$(machine_split) s1=$(sidecar_ticks "$name")
+  m1=$(machine_split) s1=$(sidecar_ticks "$name") w1=$(wal_after "$db")
   B_PAIR_TPS[$name,$2]=$(pgbench_log_tps "$log")
   read -r -a m0 <<<"$m0"
   read -r -a m1 <<<"$m1"
+  read -r -a w0 <<<"$w0"
+  read -r -a w1 <<<"$w1"
   B_PAIR_CPU[$name,$2]="$((m1[0] - m0[0])) $((m1[1] - m0[1])) $((m1[2] - m0[2])) $((s1 - s0)) \
-$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")"
+$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log") \
+$((w1[0] - w0[0])) $((w1[1] - w0[1]))"
   echo "$2 ${B_PAIR_CPU[$name,$2]}" >>"$OUT/b/$name/paired-cpu.txt"
 }
 
@@ -272,17 +277,18 @@ b_report() {
                   printf "| %s | %.3f× ± %.3f | %.3f× |\n", label, m, 2 * sqrt(v > 0 ? v / n : 0), (b > 0 ? a / b : 0) }'
       done
       echo
-      echo "Where the CPU went in those rounds, summed over them (from /proc; 100% busy = all $(nproc) cores): how busy the machine was and how long it waited for I/O; its busy time per transaction (every process's, pgbench's too: where busy stays level across configurations this moves inversely with tps, whatever the cause); and the part of that the sidecar took itself (its process and its database sessions), the direct CPU cost of reading and delivering."
+      echo "Where the CPU went in those rounds, summed over them (from /proc; 100% busy = all $(nproc) cores): how busy the machine was and how long it waited for I/O; its busy time per transaction (every process's, pgbench's too: where busy stays level across configurations this moves inversely with tps, whatever the cause); the part of that the sidecar took itself (its process and its database sessions), the direct CPU cost of reading and delivering; and what the commits gave the disk (from pg_stat_wal and the WAL position: every process's WAL, the sidecar's too): where the transactions per flush stay level and the bytes grow little, a configuration's cost is in CPU, not in the flushes."
       echo
-      echo "| configuration | machine busy | waiting for I/O | machine µs per transaction | of which the sidecar and its database sessions |"
-      echo "|---|---|---|---|---|"
+      echo "| configuration | machine busy | waiting for I/O | machine µs per transaction | of which the sidecar and its database sessions | WAL bytes per transaction | transactions per WAL flush |"
+      echo "|---|---|---|---|---|---|---|"
       for name in "${B_PAIRED[@]}"; do
         for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do echo "${B_PAIR_CPU[$name,$r]}"; done |
           awk -v label="${B_LABEL[$name]}" -v hz="$(getconf CLK_TCK)" -v kind="${B_KIND[$name]}" '
-            { b += $1; w += $2; a += $3; sc += $4; t += $5 }
+            { b += $1; w += $2; a += $3; sc += $4; t += $5; wb += $6; wf += $7 }
             END { us = 1e6 / hz
-                  printf "| %s | %.0f%% | %.1f%% | %.1f | %s |\n", label, (a ? 100 * b / a : 0), (a ? 100 * w / a : 0),
-                    (t ? b * us / t : 0), (kind != "ours" ? "–" : sprintf("%.1f", t ? sc * us / t : 0)) }'
+                  printf "| %s | %.0f%% | %.1f%% | %.1f | %s | %.0f | %.1f |\n", label, (a ? 100 * b / a : 0), (a ? 100 * w / a : 0),
+                    (t ? b * us / t : 0), (kind != "ours" ? "–" : sprintf("%.1f", t ? sc * us / t : 0)),
+                    (t ? wb / t : 0), (wf ? t / wf : 0) }'
       done
       echo
     fi
