@@ -89,6 +89,46 @@ CREATE UNLOGGED TABLE IF NOT EXISTS membership_notifier.listener (
   backend_pid integer PRIMARY KEY,
   waiting     boolean NOT NULL DEFAULT false
 );
+-- The key that authenticates wake-ups: NOTIFY and LISTEN need no privilege, so any role that can
+-- connect could otherwise speak on the sidecar's channel or read it. A wake-up carries nothing
+-- but a position and an HMAC-SHA256 of it under this key (notify_row()); the sidecar acts only
+-- on those it can verify. Readable by the owner and the sidecar's role (grant_sidecar()), by
+-- nobody else. The pads are HMAC's K xor ipad / opad, kept so the triggers hash without a loop.
+CREATE TABLE IF NOT EXISTS membership_notifier.wake_key (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  key       bytea NOT NULL,
+  ipad      bytea NOT NULL,
+  opad      bytea NOT NULL
+);
+REVOKE ALL ON membership_notifier.wake_key FROM PUBLIC;
+DO $$
+DECLARE
+  k bytea;
+  i bytea := '\x'::bytea;
+  o bytea := '\x'::bytea;
+BEGIN
+  IF NOT EXISTS (SELECT FROM membership_notifier.wake_key) THEN
+    -- 366 bits from the server's strong random source (gen_random_uuid), hashed to 32 bytes.
+    k := sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8'));
+    FOR n IN 0..63 LOOP
+      i := i || set_byte('\x00'::bytea, 0, (CASE WHEN n < 32 THEN get_byte(k, n) ELSE 0 END) # 54);
+      o := o || set_byte('\x00'::bytea, 0, (CASE WHEN n < 32 THEN get_byte(k, n) ELSE 0 END) # 92);
+    END LOOP;
+    INSERT INTO membership_notifier.wake_key (key, ipad, opad) VALUES (k, i, o);
+  END IF;
+END $$;
+
+-- How far each timeline's history is known to reach on this server: `through` is the xmax of a
+-- snapshot taken by a sidecar on that timeline, once it had delivered what that snapshot saw.
+-- After a failover, the row of the old timeline holds the last mark that the new primary
+-- received: what a sidecar delivered up to it is here, what it delivered past it may be lost
+-- (then offsets from past it are not resumed, and clients get a snapshot). Written by
+-- mark_delivered().
+CREATE TABLE IF NOT EXISTS membership_notifier.delivered (
+  timeline integer PRIMARY KEY,
+  through  xid8 NOT NULL
+);
+
 DO $$ BEGIN
   IF to_regprocedure('membership_notifier.waiting()') IS NULL THEN
     CREATE FUNCTION membership_notifier.waiting() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT false';
@@ -189,24 +229,35 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database())
 $$;
 
--- Logs one change and wakes the waiting sidecars with it (the triggers' path while one
--- waits; the usual path, the bare INSERT, is written out in the triggers themselves).
+-- The wake-up's payload: '<xid>.<id>.<hex HMAC-SHA256 of "<xid>.<id>" under wake_key>'. It names
+-- a log row and nothing of its content (other roles can LISTEN), and only a holder of the key
+-- can make one that the sidecar acts on. Runs as the triggers' owner (they are SECURITY DEFINER).
+CREATE OR REPLACE FUNCTION membership_notifier.wake_payload(p_xid xid8, p_id bigint)
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT m || '.' || encode(sha256(k.opad || sha256(k.ipad || convert_to(m, 'UTF8'))), 'hex')
+    FROM membership_notifier.wake_key k, (SELECT p_xid::text || '.' || p_id::text AS m) msg
+$$;
+REVOKE ALL ON FUNCTION membership_notifier.wake_payload(xid8, bigint) FROM PUBLIC;
+
+-- Logs one change and wakes the waiting sidecars (the triggers' path while one waits; the usual
+-- path, the bare INSERT, is written out in the triggers themselves). The wake-up only says that
+-- a change committed: the sidecar reads the log, which stays the one source of what it delivers.
 -- waiting() says true until some sidecar calls set_waiting() again, also after the last waiting
 -- one died (a clean stop clears it): then nobody is woken, and a NOTIFY would only make every
--- membership commit wait its turn for the lock (0.2x the throughput) for as long as no sidecar
--- runs. So this path NOTIFYs only once it has seen a waiting sidecar still there (sidecar_waits()); the
--- row is logged either way, and a sidecar that comes back reads it from the log.
+-- membership commit wait its turn for the lock for as long as no sidecar runs. So this path
+-- NOTIFYs only once it has seen a waiting sidecar still there (sidecar_waits()); the row is
+-- logged either way, and a sidecar that comes back reads it from the log.
 CREATE OR REPLACE FUNCTION membership_notifier.notify_row(p_op "char", p_channel text, p_user text, p_xtype text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  payload text;
+  r_xid xid8;
+  r_id bigint;
 BEGIN
   INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
   VALUES (p_op, p_channel, p_user, p_xtype, clock_timestamp())
-  RETURNING json_build_array(l.xid::text, l.id, l.op, l.channel_id, l.user_id, l.xtype,
-                             (extract(epoch FROM l.occurred_at) * 1000000)::bigint)::text INTO payload;
+  RETURNING l.xid, l.id INTO r_xid, r_id;
   IF membership_notifier.sidecar_waits() THEN
-    PERFORM pg_notify('membership_notifier', CASE WHEN octet_length(payload) < 7900 THEN payload ELSE '' END);
+    PERFORM pg_notify('membership_notifier', membership_notifier.wake_payload(r_xid, r_id));
   END IF;
 END $$;
 REVOKE ALL ON FUNCTION membership_notifier.notify_row("char", text, text, text) FROM PUBLIC;
@@ -266,11 +317,10 @@ BEGIN
   -- less than a statement trigger with a transition table (bench/: about 5% of the
   -- application's throughput). Rows skipped by ON CONFLICT DO NOTHING fire nothing; rows
   -- changed by cascades and COPY fire like any other.
-  -- While a sidecar waits, the NOTIFY carries the row as logged (RETURNING: its id and time;
-  -- the fast path: the sidecar can deliver it without reading the log); a row too big for a
-  -- payload sends an empty one, which means "read the log". Otherwise the trigger is the
-  -- INSERT alone. The check may come first: an AFTER trigger runs once the row is written, so
-  -- the transaction already has its id (the sidecar's settling after an arm relies on that).
+  -- While a sidecar waits, the row is logged by notify_row(), which also wakes it; otherwise the
+  -- trigger is the INSERT alone. The check may come first: an AFTER trigger runs once the row is
+  -- written, so the transaction already has its id (the sidecar's settling after an arm relies
+  -- on that).
   -- Written out in each body rather than called: these run in every application write.
   -- SECURITY DEFINER without SET search_path: a SET clause costs every call a GUC save and
   -- restore, about 2.7 us a row here, a quarter of what the trigger cost with it. So these
@@ -320,7 +370,8 @@ BEGIN
     BEGIN
       INSERT INTO membership_notifier.event_log (op, occurred_at) VALUES ('t', pg_catalog.clock_timestamp());
       IF %1$s AND membership_notifier.sidecar_waits() THEN
-        PERFORM pg_catalog.pg_notify('membership_notifier', '');
+        PERFORM pg_catalog.pg_notify('membership_notifier',
+          membership_notifier.wake_payload(pg_catalog.pg_current_xact_id(), 0));
       END IF;
       RETURN NULL;
     END $b$ $f$, wake_when);
@@ -367,6 +418,29 @@ BEGIN
   EXECUTE format('CREATE TRIGGER membership_notifier_truncate AFTER TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION membership_notifier.on_truncate()', p_table);
 END $install$;
+
+-- A sidecar's mark that this timeline's history, as far as its snapshot now sees, is delivered
+-- (see the table `delivered`); returns the timeline. With `durable`, the mark is also how the
+-- sidecar makes the WAL durable before it delivers: its commit is then flushed, and every
+-- commit it could see with it (synchronous_commit = off, for the application, leaves commits
+-- visible before they are flushed; a crash would forget what a client had already been told).
+-- Without, it is written in passing and may be lost, which only makes a failover look worse
+-- than it was.
+CREATE OR REPLACE FUNCTION membership_notifier.mark_delivered(durable boolean) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+  tl integer := ('x' OPERATOR(pg_catalog.||) pg_catalog.substr(
+                   pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::pg_catalog.bit(32)::integer;
+BEGIN
+  -- For the rest of this transaction, i.e. its commit. No SET clause on this function, hence
+  -- every name qualified: a SET clause would undo this setting as the call returns.
+  PERFORM pg_catalog.set_config('synchronous_commit', CASE WHEN durable THEN 'local' ELSE 'off' END, true);
+  INSERT INTO membership_notifier.delivered AS d (timeline, through)
+  VALUES (tl, pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()))
+  ON CONFLICT (timeline) DO UPDATE SET through = GREATEST(d.through, excluded.through);
+  RETURN tl;
+END $$;
+REVOKE ALL ON FUNCTION membership_notifier.mark_delivered(boolean) FROM PUBLIC;
 
 -- Prunes log rows older than max_age, a batch at a time, from one sidecar at a time. Deleting
 -- old rows takes no lock that the application's inserts wait for. Returns rows deleted, or -1
@@ -417,11 +491,13 @@ DECLARE
 BEGIN
   SELECT * INTO s FROM membership_notifier.settings;
   EXECUTE format('GRANT USAGE ON SCHEMA membership_notifier TO %I', role_name);
-  EXECUTE format('GRANT SELECT ON membership_notifier.event_log, membership_notifier.settings TO %I', role_name);
+  EXECUTE format('GRANT SELECT ON membership_notifier.event_log, membership_notifier.settings, '
+                 'membership_notifier.wake_key, membership_notifier.delivered TO %I', role_name);
   EXECUTE format('GRANT EXECUTE ON FUNCTION membership_notifier.set_waiting(boolean), '
                  'membership_notifier.notify_lock_waiters(), '
                  'membership_notifier.other_databases_xids(xid8[]), '
                  'membership_notifier.prune(interval, integer), '
+                 'membership_notifier.mark_delivered(boolean), '
                  'membership_notifier.xtype_expr(text, text, text, regclass, text) TO %I', role_name);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
                  (SELECT nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -157,6 +157,9 @@ void register_serve_options(CLI::App& app, Config& c) {
       "A client further behind than this many log rows (anyone's) gets a snapshot instead of a replay, "
       "which would read them all; 0: no limit");
   add_duration(app, "prune-interval", c.prune_interval, "How often to prune the log");
+  add(app, "durable-standbys", c.durable_standbys_list,
+      "Comma-separated application_names of standbys that must have flushed a change before it is "
+      "delivered (for failover to asynchronous standbys; needs pg_read_all_stats); empty: the primary's flush");
   add_duration(app, "db-timeout", c.db_timeout,
                "A database connect or query unanswered this long counts as a dead connection");
   add_duration(app, "reconnect-max", c.reconnect_max, "Longest pause between reconnect attempts");
@@ -254,6 +257,15 @@ std::vector<std::string> load(Config& c) {
     errors.push_back("--socket-send-buffer must be between 4096 and 64 MiB");
   if (c.ping_interval.count() <= 0 || c.ping_timeout.count() <= 0)
     errors.push_back("--ping-interval and --ping-timeout must be positive");
+  c.durable_standbys.clear();
+  for (size_t start = 0; start <= c.durable_standbys_list.size();) {
+    auto comma = std::min(c.durable_standbys_list.find(',', start), c.durable_standbys_list.size());
+    std::string name = c.durable_standbys_list.substr(start, comma - start);
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (!name.empty()) c.durable_standbys.push_back(name);
+    start = comma + 1;
+  }
   if (c.poll_interval.count() < 1) errors.push_back("--poll-interval must be at least 1ms");
   if (!(c.adaptive_notify_max_rate >= 0) || c.adaptive_notify_max_rate > 1e6)
     errors.push_back("--adaptive-notify-max-rate must be between 0 and 1000000");

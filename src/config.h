@@ -85,6 +85,11 @@ struct Config {
   uint64_t max_replay_rows = 2000000;
   std::chrono::milliseconds prune_interval{60000};
   std::chrono::milliseconds db_timeout{5000};  // a query or connect unanswered this long: reconnect
+  // Standbys (their application_name) that must have flushed a change before any client hears of
+  // it: a failover to one of them then loses nothing a client was told. Empty: the primary's own
+  // flush is enough.
+  std::string durable_standbys_list;
+  std::vector<std::string> durable_standbys;  // filled by load()
   std::chrono::milliseconds reconnect_max{10000};
 
   std::string log_level = "info";

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <unordered_map>
 
 namespace mn {
 namespace {
@@ -16,40 +17,27 @@ bool valid_field(const std::optional<std::string>& v, size_t max_len) {
   return v && !v->empty() && v->size() <= max_len;
 }
 
-}  // namespace
+// make_times_distinct()'s rule for rows that come one by one, each transaction's in id order.
+class TransactionTimes {
+ public:
+  int64_t distinct(uint64_t xid, int64_t stored_us) {
+    auto [it, first] = seen_.try_emplace(xid);
+    Seen& s = it->second;
+    ++s.rank;
+    int64_t mine = stored_us - s.rank;
+    s.best = first ? mine : std::max(s.best, mine);
+    return s.rank + s.best;
+  }
 
-std::optional<LogRow> parse_wake_payload(std::string_view payload) {
-  if (payload.empty() || payload.front() != '[') return std::nullopt;
-  auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (!j.is_array() || j.size() != 7 || !j[0].is_string() || !j[1].is_number_integer() ||
-      !j[2].is_string() || !j[6].is_number_integer())
-    return std::nullopt;
-  LogRow row;
-  const auto& xid = j[0].get_ref<const std::string&>();
-  auto [p, ec] = std::from_chars(xid.data(), xid.data() + xid.size(), row.xid);
-  if (ec != std::errc() || p != xid.data() + xid.size() || row.xid == 0) return std::nullopt;
-  row.id = j[1].get<int64_t>();
-  row.op = j[2].get<std::string>();
-  if (row.op != "j" && row.op != "l") return std::nullopt;
-  auto text = [&j](size_t i, std::optional<std::string>& out) {
-    if (j[i].is_null()) return true;
-    if (!j[i].is_string()) return false;
-    out = j[i].get<std::string>();
-    return true;
+ private:
+  struct Seen {
+    int64_t rank = 0;
+    int64_t best = 0;  // max over the transaction's rows so far of (stored - rank)
   };
-  if (!text(3, row.channel_id) || !text(4, row.user_id) || !text(5, row.xtype)) return std::nullopt;
-  row.occurred_at_us = j[6].get<int64_t>();
-  return row;
-}
+  std::unordered_map<uint64_t, Seen> seen_;
+};
 
-int64_t TransactionTimes::distinct(uint64_t xid, int64_t stored_us) {
-  auto [it, first] = seen_.try_emplace(xid);
-  Seen& s = it->second;
-  ++s.rank;
-  int64_t mine = stored_us - s.rank;
-  s.best = first ? mine : std::max(s.best, mine);
-  return s.rank + s.best;
-}
+}  // namespace
 
 void make_times_distinct(std::vector<LogRow>& rows) {
   // A transaction's only row keeps its time (rank 1: 1 + stored - 1). Most transactions change

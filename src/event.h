@@ -1,5 +1,5 @@
 // Event: one row of membership_notifier.event_log, and what it means to a client.
-// Pure mapping, no I/O: unit-tested and fuzzed on its own.
+// Pure mapping, no I/O: unit-tested on its own.
 #pragma once
 
 #include <algorithm>
@@ -7,7 +7,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace mn {
@@ -44,12 +43,6 @@ struct MapOutcome {
 };
 MapOutcome map_row(const LogRow& row, bool encode = true);
 
-// The row a wake-up NOTIFY carries (the triggers' fast path):
-//   ["<xid>", <id>, "j"|"l", <channel or null>, <user or null>, <xtype or null>, <time µs>]
-// nullopt for an empty payload ("read the log") and for anything else: garbage on the
-// channel is not a row.
-std::optional<LogRow> parse_wake_payload(std::string_view payload);
-
 // Makes the times of each transaction's rows distinct and increasing in id order. The log
 // keeps clock_timestamp() per row (claiming distinct times in the trigger cost the
 // application's writes too much), and rows of one statement can share a microsecond. Per
@@ -71,22 +64,6 @@ size_t count_transactions(const std::vector<LogRow>& rows, Skip skip) {
   std::sort(xids.begin(), xids.end());
   return static_cast<size_t>(std::unique(xids.begin(), xids.end()) - xids.begin());
 }
-
-// The same rule one row at a time, for rows that arrive one by one (the fast path), each
-// transaction's in id order.
-class TransactionTimes {
- public:
-  int64_t distinct(uint64_t xid, int64_t stored_us);
-  void forget(uint64_t xid) { seen_.erase(xid); }
-  void clear() { seen_.clear(); }
-
- private:
-  struct Seen {
-    int64_t rank = 0;
-    int64_t best = 0;  // max over the transaction's rows so far of (stored - rank)
-  };
-  std::unordered_map<uint64_t, Seen> seen_;
-};
 
 // 2026-11-26T16:00:00.123456Z
 std::string format_utc_micros(int64_t micros_since_epoch);

@@ -1,5 +1,7 @@
 #include "event_log_reader.h"
 
+#include "durable_gate.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,12 +13,12 @@ namespace mn {
 namespace {
 
 constexpr const char* kReadStatement = "membership_notifier_read";
-// Rows held behind a wake-up that needs a read; past this, they are left to the read too.
-constexpr size_t kMaxHeld = 4096;
-// After fast-path rows, the log is read within this, so that their transactions join the
-// cursor; one read covers all delivered meanwhile. Not on any delivery's path: longer means
-// fewer reads (at 1000 changes/s a read every 2 ms took PostgreSQL ~40% of a core here).
-constexpr std::chrono::milliseconds kFastReadAfter{20};
+// How often, at most, to mark how far this timeline is delivered (mark_delivered()) while rows
+// are being delivered: after a failover, what was delivered since the last mark that reached
+// the new primary counts as lost, and its clients get a snapshot.
+constexpr std::chrono::milliseconds kMarkEvery{200};
+// A forged wake-up is logged at most this often (each is counted).
+constexpr std::chrono::seconds kForgedLogEvery{10};
 // While woken by every commit, how often to look for commits queueing on the NOTIFY lock, and
 // from what commit rate on. Once a look finds a queue, the next ones come sooner: every look in
 // between is another round of commits taken one at a time (on a disk whose flush took 3 ms, 16
@@ -35,13 +37,6 @@ constexpr int kContentionChecks = 3;
 // 5% of a core, for as long as the stretch lasts, that is until the estimate lets the reader be
 // woken (200-600 ms after bench part B's load of 11,000/s) or the load comes back.
 constexpr std::chrono::milliseconds kQuietPollEvery{1};
-// A fast-path position counts at most this many transactions as in progress (offsets stay
-// short); past it, rows wait for the read.
-constexpr size_t kMaxFastInProgress = 64;
-// Up to this many transactions between the cursor and a fast-path row's may be counted as in
-// progress in the position it goes out with (sent again on resume, never lost).
-constexpr size_t kMaxFastGap = 64;
-
 template <typename T>
 bool parse_int(std::string_view s, T& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -64,24 +59,28 @@ const char* EventLogReader::read_sql() {
   // statistics saw few transactions (a backfill): past a few thousand rows either was a
   // sequential scan of the whole log on every read (4 ms at 60k rows, growing with
   // retention). A range bounded on both sides is estimated small: an index range scan.
-  // The snapshot row also says how full the notification queue is (the fast path's guard).
+  // The snapshot row also says how full the notification queue is, and whether the WAL was
+  // flushed past what the read saw (durable_gate.h).
   // Times as microseconds through date_part's float8, not extract's numeric: numeric division
   // and multiplication were half the server's cost of a row read (1.1 against 0.6 us here).
   // Exact until 2106-02-07 (2^32 s): the division and the multiplication each round once, by
   // at most 0.24 and 0.25 us, and the cast to bigint rounds to the nearest, the stored value
   // (TheReaderReadsEveryTimeToTheMicrosecondAsAReplayDoes checks it against extract's).
-  return "SELECT pg_current_snapshot()::text, NULL::bigint, NULL::text, NULL::text, NULL::text,"
-         "       NULL::text, NULL::text, NULL::bigint, pg_notification_queue_usage()"
-         " UNION ALL"
-         " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
-         "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL"
-         "   FROM membership_notifier.event_log l"
-         "  WHERE l.xid >= $1::xid8 AND l.xid < pg_snapshot_xmax(pg_current_snapshot())"
-         " UNION ALL"
-         " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
-         "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL"
-         "   FROM membership_notifier.event_log l"
-         "  WHERE l.xid = ANY ($2::xid8[]) AND l.xid >= $3::xid8 AND l.xid < $1::xid8";
+  static const std::string sql =
+      std::string("SELECT pg_current_snapshot()::text, NULL::bigint, NULL::text, NULL::text, NULL::text,"
+                  "       NULL::text, NULL::text, NULL::bigint, pg_notification_queue_usage(), ") +
+      kFlushedSql + ", " + kInsertLsnSql +
+      " UNION ALL"
+      " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
+      "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL, NULL, NULL"
+      "   FROM membership_notifier.event_log l"
+      "  WHERE l.xid >= $1::xid8 AND l.xid < pg_snapshot_xmax(pg_current_snapshot())"
+      " UNION ALL"
+      " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
+      "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL, NULL, NULL"
+      "   FROM membership_notifier.event_log l"
+      "  WHERE l.xid = ANY ($2::xid8[]) AND l.xid >= $3::xid8 AND l.xid < $1::xid8";
+  return sql.c_str();
 }
 
 const char* EventLogReader::session_sql() {
@@ -171,33 +170,72 @@ void EventLogReader::on_connected() {
   conn->on_notification([this](const std::string&, const std::string& payload) { on_notification(payload); });
   // A standby cannot take our LISTEN's wake-ups (no NOTIFY there) and lags: refuse it, so a
   // multi-host URL with target_session_attrs=read-write moves on to the new primary.
+  // (pg_walfile_name() fails on a standby: the CASE keeps it for a primary.)
   conn->query(
       "SELECT pg_is_in_recovery(), (SELECT log_id::text FROM membership_notifier.settings),"
-      "       pg_current_snapshot()::text",
+      "       pg_current_snapshot()::text,"
+      "       CASE WHEN NOT pg_is_in_recovery() THEN"
+      "         ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::integer END,"
+      "       (SELECT encode(key, 'hex') FROM membership_notifier.wake_key),"
+      "       (SELECT string_agg(timeline || ':' || through, ',') FROM membership_notifier.delivered)",
       {},
       [this, conn](PgResult r) {
         if (conn != conn_) return;
         if (!r.ok()) {
           bool missing = r.error().find("membership_notifier") != std::string::npos;
-          return lost(missing ? "schema membership_notifier not found: run `membership-notifier migrate up`"
+          return lost(missing ? "schema membership_notifier not found or too old: run `membership-notifier migrate up`"
                               : r.error());
         }
-        if (r.get(0, 0) == "t") return lost("server is a standby (in recovery)");
-        if (r.is_null(0, 1)) return lost("membership_notifier.settings is empty: run `migrate up`");
-        std::string id(r.get(0, 1));
-        if (!log_id_.empty() && id != log_id_) {
-          spdlog::warn("event log changed ({} -> {}): a restored or different database; "
-                       "clients will resynchronise", log_id_, id);
-          cursor_.reset();
-          pending_reset_ = true;
-        }
-        log_id_ = id;
-        // First start: begin at the present. Clients that were away resume by their own
-        // offsets; the process itself has nothing to catch up on.
-        if (!cursor_) cursor_ = PgSnapshot::parse(r.get(0, 2));
-        if (!cursor_) return lost("unparseable snapshot from server");
-        subscribe();
+        if (take_server_state(r)) subscribe();
       });
+}
+
+bool EventLogReader::take_server_state(const PgResult& r) {
+  if (r.get(0, 0) == "t") return lost("server is a standby (in recovery)"), false;
+  if (r.is_null(0, 1)) return lost("membership_notifier.settings is empty: run `migrate up`"), false;
+  auto key = r.is_null(0, 4) ? std::nullopt : parse_wake_key(r.get(0, 4));
+  if (!key) return lost("membership_notifier.wake_key is missing: run `membership-notifier migrate up`"), false;
+  uint32_t timeline = 0;
+  if (r.is_null(0, 3) || !parse_int(r.get(0, 3), timeline)) return lost("cannot read the server's timeline"), false;
+  wake_key_ = std::move(*key);
+  std::string id(r.get(0, 1));
+  if (!log_id_.empty() && id != log_id_) {
+    spdlog::warn("event log changed ({} -> {}): a restored or different database; "
+                 "clients will resynchronise", log_id_, id);
+    cursor_.reset();
+    pending_reset_ = true;
+  } else if (timeline_ != 0 && timeline != timeline_ && delivered_xmax_ > 0) {
+    // A failover or a recovery onto a new timeline. What this reader delivered on the old one
+    // is on this server if a mark at least as far reached it.
+    uint64_t through = 0;
+    const std::string marks = r.is_null(0, 5) ? "" : std::string(r.get(0, 5));
+    const std::string prefix = std::to_string(timeline_) + ":";
+    for (size_t at = 0; at < marks.size();) {
+      auto end = std::min(marks.find(',', at), marks.size());
+      auto item = std::string_view(marks).substr(at, end - at);
+      if (item.substr(0, prefix.size()) == prefix) parse_int(item.substr(prefix.size()), through);
+      at = end + 1;
+    }
+    if (through < delivered_xmax_) {
+      ++stats_.history_lost;
+      spdlog::warn("the database is on timeline {} now, and changes delivered on timeline {} may be gone from it "
+                   "(delivered through xid {}, its history reaches {}): clients will resynchronise",
+                   timeline, timeline_, delivered_xmax_, through);
+      cursor_.reset();
+      pending_reset_ = true;
+    } else {
+      spdlog::info("the database is on timeline {} now; everything delivered on timeline {} is there", timeline,
+                   timeline_);
+    }
+  }
+  if (timeline != timeline_) delivered_xmax_ = 0;
+  timeline_ = timeline;
+  log_id_ = id;
+  // First start: begin at the present. Clients that were away resume by their own
+  // offsets; the process itself has nothing to catch up on.
+  if (!cursor_) cursor_ = PgSnapshot::parse(r.get(0, 2));
+  if (!cursor_) return lost("unparseable snapshot from server"), false;
+  return true;
 }
 
 void EventLogReader::subscribe() {
@@ -225,11 +263,6 @@ void EventLogReader::subscribe() {
   contention_seen_ = 0;
   contention_check_works_ = true;
   other_databases_check_works_ = true;
-  fast_.clear();
-  fast_times_.clear();
-  fast_cursor_.reset();
-  held_.clear();
-  note_unread_ = true;
   read();
 }
 
@@ -259,22 +292,28 @@ void EventLogReader::schedule_reconnect(const std::string& reason) {
 }
 
 void EventLogReader::on_notification(const std::string& payload) {
-  ++stats_.notifications;
-  std::optional<LogRow> row;
-  if (!payload.empty()) {
-    row = parse_wake_payload(payload);
-    if (!row && ++stats_.bad_payloads % 1000 == 1)
-      spdlog::warn("a NOTIFY on membership_notifier carried something that is not a row ({} so far); "
-                   "reading the log instead", stats_.bad_payloads);
+  auto woken = verify_wake_payload(payload, wake_key_);
+  if (!woken) {
+    ++stats_.forged_wakeups;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - forged_logged_ >= kForgedLogEvery) {
+      forged_logged_ = now;
+      spdlog::warn("a NOTIFY on membership_notifier that the triggers did not send was ignored ({} so far; "
+                   "another role of the database sends on the sidecar's channel)", stats_.forged_wakeups);
+    }
+    return;
   }
+  ++stats_.notifications;
   // The wake-ups of one transaction's rows come together at its commit: a new xid is a commit.
   const auto now = CommitBurst::Clock::now();
   double burst = 0;
-  if (!row || row->xid != last_woken_xid_) {
+  if (woken->xid != last_woken_xid_) {
     burst = commit_burst_.add(now, commit_rate_.per_second(now));
-    if (row) last_woken_xid_ = row->xid;
+    last_woken_xid_ = woken->xid;
   }
-  take_wake_up(std::move(row));  // counts a fast-path commit in the estimate
+  // Already read (a read raced its wake-up, or the payload is an old one sent again): nothing
+  // to read for it.
+  if (!cursor_ || !cursor_->sees(woken->xid)) wake();
   if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
       CommitBurst::starts(burst, commit_burst_.estimate_before(), burst_limit())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
@@ -286,100 +325,8 @@ void EventLogReader::on_notification(const std::string& payload) {
   }
 }
 
-void EventLogReader::take_wake_up(std::optional<LogRow> row) {
-  if (!row || !fast_path_open()) return note();
-  // A wake-up that only a read can answer came before this one: its read is out or about to
-  // be. Hold this row until then (or it would overtake that transaction); the read may
-  // bring it too.
-  if (note_unread_ || (reading_ && read_covers_notes_)) {
-    if (held_.size() >= kMaxHeld) return note();
-    held_.push_back(std::move(*row));
-    return;
-  }
-  if (!deliver_fast(std::move(*row))) return note();
-}
-
-std::chrono::milliseconds EventLogReader::fast_read_after() const {
-  return std::min(kFastReadAfter, cfg_.poll_interval);
-}
-
 std::chrono::milliseconds EventLogReader::quiet_poll_every() const {
   return std::min(kQuietPollEvery, cfg_.busy_poll_interval);
-}
-
-void EventLogReader::note() {
-  // Everything held would come after this wake-up's transaction: the read brings it all.
-  held_.clear();
-  note_unread_ = true;
-  wake();
-}
-
-bool EventLogReader::fast_path_open() const {
-  return wake_ == Wake::armed && queue_usage_ < 0.25 && cursor_.has_value();
-}
-
-bool EventLogReader::deliver_fast(LogRow row) {
-  if (!fast_cursor_) fast_cursor_ = cursor_;
-  auto it = fast_.find(row.xid);
-  if (it == fast_.end()) {
-    auto to = fast_cursor_->with_committed(row.xid, kMaxFastGap);
-    if (!to || to->xip.size() > kMaxFastInProgress) return false;
-    it = fast_.emplace(row.xid, FastXact{*fast_cursor_, *to, 0}).first;
-    fast_cursor_ = *to;
-    commit_rate_.add(CommitRate::Clock::now());
-  } else if (row.id <= it->second.last_id) {
-    return false;
-  }
-  it->second.last_id = row.id;
-  row.occurred_at_us = fast_times_.distinct(row.xid, row.occurred_at_us);
-  Batch batch;
-  batch.from = it->second.from;
-  batch.to = it->second.to;
-  batch.log_id = log_id_;
-  batch.rows.push_back(std::move(row));
-  ++stats_.fast_rows;
-  on_batch_(batch);
-  if (cfg_.wake_mode == WakeMode::adaptive &&
-      commit_rate_.per_second(CommitRate::Clock::now()) >= max_notify_rate()) {
-    // Commits come too fast to be worth a NOTIFY each: stop being woken, poll instead.
-    start_polling("the rate limit");
-  }
-  check_notify_contention();
-  // The log is still read after it, soon rather than at once (on_read schedules it when a
-  // read is out).
-  if (!reading_ && poll_timer_.expiry() - std::chrono::steady_clock::now() > fast_read_after())
-    schedule_poll(fast_read_after());
-  return true;
-}
-
-// Rows held behind a wake-up that needed a read, once that read is in: the ones it brought
-// are done; the rest go out now, in order, unless one cannot (then the next read brings them).
-void EventLogReader::release_held() {
-  auto held = std::move(held_);
-  held_.clear();
-  for (auto& row : held) {
-    if (cursor_->sees(row.xid)) continue;
-    if (!fast_path_open() || !deliver_fast(std::move(row))) return note();
-  }
-}
-
-// After a read: rows the fast path delivered are skipped by the caller; transactions the
-// new cursor sees are done with.
-void EventLogReader::forget_fast_rows_read() {
-  for (auto it = fast_.begin(); it != fast_.end();) {
-    if (cursor_->sees(it->first)) {
-      fast_times_.forget(it->first);
-      it = fast_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  fast_cursor_ = cursor_;
-  for (const auto& [xid, f] : fast_) {
-    auto next = fast_cursor_->with_committed(xid, kMaxFastGap);
-    if (next) fast_cursor_ = std::move(next);
-    else note_unread_ = true;  // not representable: no fast path until the next read
-  }
 }
 
 void EventLogReader::wake() {
@@ -397,7 +344,6 @@ void EventLogReader::read() {
     return;
   }
   reading_ = true;
-  read_covers_notes_ = std::exchange(note_unread_, false);
   read_sent_ = std::chrono::steady_clock::now();
   auto conn = conn_;
   // The cursor is set by the first query on this connection, queued ahead of this one.
@@ -407,21 +353,24 @@ void EventLogReader::read() {
 }
 
 void EventLogReader::on_read(PgResult r) {
-  reading_ = false;
   if (!r.ok()) return lost("reading the event log failed: " + r.error());
   if (r.rows() < 1) return lost("reading the event log returned no snapshot");
   std::optional<PgSnapshot> to;
+  bool flushed = false;
+  std::string insert_lsn;
   for (int i = 0; i < r.rows() && !to; ++i) {
     if (r.is_null(i, 0)) continue;
     to = PgSnapshot::parse(r.get(i, 0));
     queue_usage_ = r.is_null(i, 8) ? 1 : std::strtod(std::string(r.get(i, 8)).c_str(), nullptr);
+    flushed = r.get(i, 9) == "t";
+    insert_lsn = std::string(r.get(i, 10));
   }
   if (!to) return lost("no snapshot in the server's answer");
   Batch batch;
   batch.from = cursor_ ? *cursor_ : *to;
   batch.to = *to;
-  batch.reset = std::exchange(pending_reset_, false);
   batch.log_id = log_id_;
+  batch.timeline = timeline_;
   batch.rows.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
     if (r.is_null(i, 1)) continue;  // the snapshot row
@@ -432,41 +381,26 @@ void EventLogReader::on_read(PgResult r) {
   if (!std::is_sorted(batch.rows.begin(), batch.rows.end(), by_id)) std::sort(batch.rows.begin(), batch.rows.end(), by_id);
   make_times_distinct(batch.rows);
   const bool got_rows = !batch.rows.empty();
-  // Transactions new to us (those the fast path delivered were counted then).
-  // They committed between the previous read's snapshot and this one's.
+  // Transactions that committed between the previous read's snapshot and this one's.
   const auto window_from = counted_since_.value_or(read_sent_);
-  const auto commits = static_cast<double>(count_transactions(batch.rows, [this](uint64_t xid) { return fast_.count(xid) > 0; }));
+  const auto commits = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
   if (commits > 0) {
     commit_rate_.add(CommitRate::Clock::now(), commits, window_from);
     spell_commits_ += commits;
   }
   counted_since_ = read_sent_;
-  // Every read while draining, also one that a wake-up made read again before adapt() ran. All
-  // the transactions it found: the fast path's too, which came in its window all the same. The
+  // Every read while draining, also one that a wake-up made read again before adapt() ran. The
   // window starts no earlier than the spell: the first read of a spell that a burst began after a
   // pause spans the pause, and began a stretch there (few commits over a long window) that then
-  // held against the burst until its commits made up for the pause. Up to a poll interval of
-  // pause (the reads while armed): 45 ms of reads a millisecond apart at 11,000 commits/s.
+  // held against the burst until its commits made up for the pause.
   if (wake_ == Wake::draining) {
     const double quiet_rate = max_notify_rate() / 4;
-    const auto all = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
     const bool was_quiet = quiet_stretch_.holds();
     const auto from = std::max(window_from, spell_started_);
-    if (quiet_stretch_.add(from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval) && !was_quiet)
+    if (quiet_stretch_.add(from, read_sent_, commits, quiet_rate, cfg_.busy_poll_interval) && !was_quiet)
       spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
                     quiet_poll_every().count());
   }
-  if (!fast_.empty()) {
-    batch.rows.erase(std::remove_if(batch.rows.begin(), batch.rows.end(),
-                                    [this](const LogRow& row) {
-                                      auto f = fast_.find(row.xid);
-                                      return f != fast_.end() && row.id <= f->second.last_id;
-                                    }),
-                     batch.rows.end());
-  }
-  cursor_ = batch.to;
-  read_covers_notes_ = false;
-  forget_fast_rows_read();
   ++stats_.reads;
   {
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_sent_).count();
@@ -474,6 +408,25 @@ void EventLogReader::on_read(PgResult r) {
     for (size_t i = 0; i < ReaderStats::kReadBuckets.size(); ++i)
       if (took <= ReaderStats::kReadBuckets[i]) ++stats_.reads_within[i];
   }
+  // Nothing to make durable in a read that found no rows and moves no client past one.
+  if (!got_rows || (flushed && cfg_.durable_standbys.empty())) return deliver(std::move(batch), got_rows, *to);
+  ++stats_.durable_waits;
+  auto conn = conn_;
+  const PgSnapshot seen = *to;
+  await_durable(io_, cfg_, conn, flushed, insert_lsn,
+                [this, conn, got_rows, seen, batch = std::move(batch)](const std::string& error) mutable {
+                  if (conn != conn_) return;
+                  if (!error.empty()) return lost(error);
+                  marked_ = std::chrono::steady_clock::now();
+                  deliver(std::move(batch), got_rows, seen);
+                });
+}
+
+void EventLogReader::deliver(Batch batch, bool got_rows, const PgSnapshot& seen) {
+  reading_ = false;
+  batch.reset = std::exchange(pending_reset_, false);
+  cursor_ = batch.to;
+  if (got_rows) delivered_xmax_ = batch.to.xmax;
   stats_.rows += batch.rows.size();
   batch.read = true;
   on_batch_(batch);
@@ -481,19 +434,32 @@ void EventLogReader::on_read(PgResult r) {
     ready_ = true;
     attempt_ = 0;
     ++stats_.connects;
-    spdlog::info("database: listening on {} (pid {}), caught up at snapshot {}",
-                 conn_ ? conn_->server_address() : "?", conn_ ? conn_->backend_pid() : 0,
+    spdlog::info("database: listening on {} (pid {}, timeline {}), caught up at snapshot {}",
+                 conn_ ? conn_->server_address() : "?", conn_ ? conn_->backend_pid() : 0, timeline_,
                  cursor_->to_string());
     if (on_ready_) on_ready_();
   }
+  if (got_rows) mark_delivered();
   if (std::exchange(dirty_, false)) return read();
-  adapt(got_rows, *to);
-  release_held();
+  adapt(got_rows, seen);
+}
+
+// Marks in passing (not durably, so that it costs no flush) how far this timeline is
+// delivered, at most every kMarkEvery: after a failover, the last mark that reached the new
+// primary says what of this reader's deliveries survived (take_server_state()).
+void EventLogReader::mark_delivered() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - marked_ < kMarkEvery || !conn_) return;
+  marked_ = now;
+  auto conn = conn_;
+  conn->query("SELECT membership_notifier.mark_delivered(false)", {}, [this, conn](PgResult r) {
+    if (conn == conn_ && !r.ok()) spdlog::warn("marking how far the log is delivered failed: {}", r.error());
+  });
 }
 
 // Adaptive wake-up. Every notifying commit in the cluster takes one lock held through its WAL
 // flush, so the triggers only NOTIFY while a sidecar says it is waiting (set_waiting()):
-//  - armed: woken by every commit (each delivered by the fast path when it can be), polling
+//  - armed: woken by every commit (each wake-up answered by a read), polling
 //    at poll_interval as a safety net, for as long as commits come slower than
 //    adaptive_notify_max_rate per second;
 //  - draining: no longer waiting, reading every busy_poll_interval while commits come faster
@@ -516,10 +482,9 @@ bool EventLogReader::settled(const PgSnapshot& seen) {
 }
 
 // Transaction ids are cluster-wide, so the arm's list holds transactions of every database,
-// and one left open anywhere kept the fast path shut for as long as it stayed open (every change
-// then went out after a read on its wake-up: p50/p99 0.40/1.13 ms instead of 0.18/0.68 at 100
-// changes/s). Only this database's can have logged a change, so the others are dropped from
-// the list. Asked once per arm, after its first read; the answer comes before the next read
+// and one left open anywhere would keep the reader settling (polling) for as long as it stayed
+// open. Only this database's can have logged a change, so the others are dropped from the
+// list. Asked once per arm, after its first read; the answer comes before the next read
 // (queries run in order), so that read settles without them.
 void EventLogReader::leave_out_other_databases() {
   if (armed_at_->xip.empty() || !other_databases_check_works_ || !conn_) return;
@@ -563,15 +528,16 @@ bool EventLogReader::settle(const PgSnapshot& seen) {
 }
 
 void EventLogReader::poll_while_armed() {
-  // Rows went out by the fast path: read soon, so their transactions join the cursor.
-  schedule_poll(fast_.empty() ? cfg_.poll_interval : fast_read_after());
+  // The triggers stop notifying once the notification queue is half full (a session that
+  // LISTENs and never reads holds it there, whoever it is): read every busy-poll interval then.
+  schedule_poll(queue_usage_ >= 0.25 ? cfg_.busy_poll_interval : cfg_.poll_interval);
 }
 
 void EventLogReader::adapt(bool got_rows, const PgSnapshot& seen) {
   if (cfg_.wake_mode == WakeMode::poll) return schedule_poll(cfg_.poll_interval);
   if (cfg_.wake_mode == WakeMode::notify) {
-    // Waiting from the first read on; settling (as below) matters only to the fast path.
-    if (wake_ == Wake::settling && !settle(seen)) return;
+    // Waiting from the first read on; every commit notifies.
+    (void)seen;
     return poll_while_armed();
   }
   double rate = commit_rate_.per_second(CommitRate::Clock::now());

@@ -9,13 +9,17 @@
 // by id, which orders dependent changes of one pair (a change to a row is logged after the
 // transaction that made the row committed).
 //
-// The fast path: while a sidecar waits, the triggers' NOTIFY carries the row. A row is
-// delivered straight from it, before any read, only when nothing committed before it can
-// still be unread: the wake-up mode is settled (every commit since the last read notifies,
-// so notifications come in commit order with none missing), no wake-up that needs a read
-// is outstanding, and the notification queue is far from the level at which the triggers
-// stop notifying. Its position is the cursor with that transaction made visible. The log is
-// still read after it (that read skips the rows already delivered): the log stays the truth.
+// Only the log is delivered, and only once durable. A wake-up (wake_payload.h) names a row and
+// proves that the triggers sent it; it makes the reader read sooner, nothing more: a forged one
+// is counted and ignored, and no payload can move the cursor. A read's rows go out once the
+// WAL is flushed past them (durable_gate.h), so no client hears of a change that a crash could
+// take back.
+//
+// Failover: each read happens on a timeline (a promoted standby starts a new one). Now and
+// then the reader marks in the database how far it has delivered on its timeline
+// (membership_notifier.delivered). On reconnecting to a server on another timeline, the mark
+// of the old one says whether everything delivered survived; if not, clients are resynchronised
+// (Batch::reset), and event ids carry the timeline from then on, so no id names two changes.
 //
 // On (re)connect: LISTEN first, then read from the cursor, then ready. Environmental failures
 // (server gone, standby, migration missing, timeouts) mean: log, back off with jitter, retry.
@@ -25,6 +29,7 @@
 #include "commit_rate.h"
 #include "config.h"
 #include "event.h"
+#include "wake_payload.h"
 #include "pg_connection.h"
 #include "pg_snapshot.h"
 
@@ -33,7 +38,6 @@
 #include <array>
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -52,6 +56,7 @@ struct Batch {
   bool read = false;
   std::vector<LogRow> rows;
   std::string log_id;
+  uint32_t timeline = 1;  // of the server read: event ids carry it past timeline 1
   bool reset = false;
 };
 
@@ -65,9 +70,10 @@ struct ReaderStats {
   std::array<uint64_t, kReadBuckets.size()> reads_within{};  // cumulative, per bucket
   double read_seconds = 0;
   uint64_t rows = 0;
-  uint64_t notifications = 0;
-  uint64_t fast_rows = 0;     // delivered from a NOTIFY payload, before a read
-  uint64_t bad_payloads = 0;  // NOTIFY payloads that were not a row (read the log instead)
+  uint64_t notifications = 0;  // wake-ups that verified
+  uint64_t forged_wakeups = 0;  // NOTIFYs on the channel that the triggers did not send
+  uint64_t durable_waits = 0;   // reads whose rows waited for a flush (or the standbys)
+  uint64_t history_lost = 0;    // reconnects to a timeline that lacked delivered changes
   uint64_t polling_spells = 0;  // adaptive: times commits came fast enough to stop the NOTIFYs
   uint64_t notify_contention = 0;  // ... of which: times commits were seen queueing on the NOTIFY lock
 };
@@ -92,6 +98,7 @@ class EventLogReader {
   bool ready() const { return ready_; }
   const std::string& log_id() const { return log_id_; }
   const std::optional<PgSnapshot>& position() const { return cursor_; }
+  uint32_t timeline() const { return timeline_; }
   const ReaderStats& stats() const { return stats_; }
 
   // The SQL that returns the rows a snapshot could not see, plus the current snapshot (in
@@ -100,7 +107,7 @@ class EventLogReader {
   // What the reader's connection sets before it prepares read_sql().
   static const char* session_sql();
   static PgConnection::Params read_params(const PgSnapshot& since);
-  // Parses one result row of read_sql() (columns 1..7); nullopt when malformed.
+  // Parses one result row of read_sql() or of a replay (columns 1..7); nullopt when malformed.
   static std::optional<LogRow> parse_row(const PgResult& r, int row);
 
  private:
@@ -114,14 +121,10 @@ class EventLogReader {
   void schedule_poll(std::chrono::milliseconds after);
   void wake();
   void on_notification(const std::string& payload);
-  void take_wake_up(std::optional<LogRow> row);
-  void note();
-  bool fast_path_open() const;
-  bool deliver_fast(LogRow row);
-  void release_held();
-  std::chrono::milliseconds fast_read_after() const;
-  std::chrono::milliseconds quiet_poll_every() const;
-  void forget_fast_rows_read();
+  void deliver(Batch batch, bool got_rows, const PgSnapshot& seen);
+  void mark_delivered();
+  // The connection's first answer: which log, timeline, key; whether a failover lost anything.
+  bool take_server_state(const PgResult& r);
   bool settled(const PgSnapshot& seen);
   // Drops from the arm's list (armed_at_) the transactions of other databases.
   void leave_out_other_databases();
@@ -130,6 +133,7 @@ class EventLogReader {
   // Armed once settled; else schedules the next settling read. True when armed.
   bool settle(const PgSnapshot& seen);
   void poll_while_armed();
+  std::chrono::milliseconds quiet_poll_every() const;
   void adapt(bool got_rows, const PgSnapshot& seen);
   void set_waiting(bool waiting);
   // Stops the wake-ups; `why` is logged (debug), `by_burst`: see burst_unconfirmed_.
@@ -156,6 +160,11 @@ class EventLogReader {
   // When the last read was sent (about when its snapshot was taken): this read's commits came after.
   std::optional<std::chrono::steady_clock::time_point> counted_since_;
   std::string log_id_;
+  std::string wake_key_;              // membership_notifier.wake_key, 32 bytes
+  uint32_t timeline_ = 0;             // of the server connected to; 0 before the first connect
+  uint64_t delivered_xmax_ = 0;       // the last read that delivered rows, on timeline_
+  std::chrono::steady_clock::time_point marked_{};  // the last mark_delivered()
+  std::chrono::steady_clock::time_point forged_logged_{};
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;
   enum class Wake { armed, draining, settling } wake_ = Wake::settling;
@@ -165,19 +174,6 @@ class EventLogReader {
   std::chrono::milliseconds settle_delay_{2};
   ReaderStats stats_;
 
-  // Fast path state. A transaction delivered from its payloads until a read covers it: the
-  // positions its rows went out with, and the last id delivered (the read skips up to it).
-  struct FastXact {
-    PgSnapshot from;
-    PgSnapshot to;
-    int64_t last_id = 0;
-  };
-  std::map<uint64_t, FastXact> fast_;
-  TransactionTimes fast_times_;
-  std::optional<PgSnapshot> fast_cursor_;  // cursor_ with every transaction in fast_ visible
-  std::vector<LogRow> held_;        // fast-path rows waiting behind such a wake-up's read
-  bool note_unread_ = true;         // a wake-up came that only a read can answer
-  bool read_covers_notes_ = false;  // ... and the read in flight was sent after it
   double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
   CommitRate commit_rate_;          // transactions with membership changes per second, lately
   CommitBurst commit_burst_;        // ... over the last few wake-ups' transactions

@@ -1,5 +1,6 @@
 #include "history.h"
 
+#include "durable_gate.h"
 #include "event_log_reader.h"
 #include "replay_batch.h"
 
@@ -19,7 +20,8 @@ constexpr size_t kMaxUsersPerQuery = 1000;  // a snapshot's or a replay's
 // quoted by format(%I) there, never pasted together here.
 constexpr const char* kSnapshotSqlBuilder =
     "SELECT s.log_id::text, a.atttypid::regtype::text, format("
-    "  'SELECT s.snap::text, m.u, m.c, m.x FROM (SELECT pg_current_snapshot() AS snap) s "
+    "  'SELECT s.snap::text, m.u, m.c, m.x, s.flushed, s.lsn FROM (SELECT pg_current_snapshot() AS snap, "
+    "   pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() AS flushed, pg_current_wal_insert_lsn()::text AS lsn) s "
     "   LEFT JOIN LATERAL (SELECT r.%2$I::text AS u, r.%3$I::text AS c, %4$s AS x FROM %1$s r "
     "   WHERE r.%2$I = ANY($1::%5$s[])) m ON true',"
     "  s.member_table::regclass, s.user_column, s.channel_column,"
@@ -43,8 +45,12 @@ constexpr const char* kSnapshotSqlBuilder =
 // 366,000 rows against 0.1-0.4 ms; a read of all of it is slower so, 50-59 ms against 30-35.
 constexpr const char* kReplaySql =
     "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
-    "       e.t_us, st.pruned_through::text, st.log_id::text"
-    "  FROM (SELECT pg_current_snapshot() AS snap) s"
+    "       e.t_us, st.pruned_through::text, st.log_id::text, s.flushed, s.lsn, tl.timeline, tl.marks"
+    "  FROM (SELECT pg_current_snapshot() AS snap, pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() AS flushed,"
+    "               pg_current_wal_insert_lsn()::text AS lsn) s"
+    "  CROSS JOIN (SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::integer AS timeline,"
+    "                     (SELECT string_agg(d.timeline || ':' || d.through, ',')"
+    "                        FROM membership_notifier.delivered d) AS marks) tl"
     "  CROSS JOIN membership_notifier.settings st"
     "  LEFT JOIN LATERAL ("
     "    SELECT * FROM ("
@@ -316,11 +322,19 @@ void History::read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, ui
        std::to_string(scan.below.empty() ? scan.from_xid : scan.below.front()),
        postgres_array({users.begin(), users.end()})},
       [this, batch, id, started](PgResult r) {
-        done_in_flight(id);
-        replay_running_ = false;
         stats_.replay_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        answer_replays(*batch, r);
-        schedule_replays();
+        const bool rows = r.ok() && r.rows() > 0 && !(r.rows() == 1 && r.is_null(0, 1));
+        const bool flushed = !r.ok() || r.rows() < 1 || r.get(0, 10) == "t";
+        const std::string lsn = r.ok() && r.rows() > 0 ? std::string(r.get(0, 11)) : "";
+        // Replayed rows go out once durable (durable_gate.h); the in-flight registration stays
+        // until then, so that a connection lost meanwhile answers with an error.
+        await_durable(io_, cfg_, conn_, flushed || !rows, rows ? lsn : "", [this, batch, id, r](const std::string& error) {
+          done_in_flight(id);
+          replay_running_ = false;
+          if (!error.empty()) answer_error(*batch, error);
+          else answer_replays(*batch, r);
+          schedule_replays();
+        });
       },
       std::max(cfg_.db_timeout, kReplayDeadline));
 }
@@ -335,6 +349,29 @@ void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& 
   auto pt = r.get(0, 8);
   std::from_chars(pt.data(), pt.data() + pt.size(), pruned);
   std::string log_id(r.get(0, 9));
+  uint32_t timeline = 0;
+  {
+    auto t = r.get(0, 12);
+    std::from_chars(t.data(), t.data() + t.size(), timeline);
+  }
+  // How far each earlier timeline's history is known to reach on this server.
+  std::map<uint32_t, uint64_t> reaches;
+  if (!r.is_null(0, 13)) {
+    std::string_view marks = r.get(0, 13);
+    for (size_t at = 0; at < marks.size();) {
+      size_t end = std::min(marks.find(',', at), marks.size());
+      auto item = marks.substr(at, end - at);
+      auto colon = item.find(':');
+      uint32_t tl = 0;
+      uint64_t through = 0;
+      if (colon != std::string_view::npos) {
+        std::from_chars(item.data(), item.data() + colon, tl);
+        std::from_chars(item.data() + colon + 1, item.data() + item.size(), through);
+        reaches[tl] = through;
+      }
+      at = end + 1;
+    }
+  }
   std::vector<LogRow> parsed;
   parsed.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
@@ -348,6 +385,10 @@ void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& 
     res.log_id = log_id;
     if (log_id != p.from.log_id) {
       res.why_not = "offset is from another event log";
+    } else if (p.from.timeline != 0 && p.from.timeline != timeline &&
+               !(reaches.count(p.from.timeline) && reaches[p.from.timeline] >= p.from.pos.upto.xmax)) {
+      res.why_not = "offset is from timeline " + std::to_string(p.from.timeline) +
+                    ", and this server's history may lack what it had seen (a failover)";
     } else if (p.from.pos.upto.xmax > now->xmax) {
       res.why_not = "offset is ahead of this database";
     } else if (pruned >= p.from.pos.base.xmin) {
@@ -385,10 +426,23 @@ void History::flush_snapshots() {
     });
     conn_->query(snapshot_sql_, {postgres_array({users.begin(), users.end()})},
                  [this, shared, log_id, id](PgResult r) {
+                   const bool flushed = !r.ok() || r.rows() < 1 || r.get(0, 4) == "t";
+                   const std::string lsn = r.ok() && r.rows() > 0 ? std::string(r.get(0, 5)) : "";
+                   await_durable(io_, cfg_, conn_, flushed, lsn, [this, shared, log_id, id, r](const std::string& error) {
+                     answer_snapshots(*shared, log_id, id, error.empty() ? r : PgResult(), error);
+                   });
+                 },
+                 cfg_.db_timeout);
+  }
+}
+
+void History::answer_snapshots(std::vector<PendingSnapshot>& batch, const std::string& log_id, uint64_t id,
+                               const PgResult& r, const std::string& durable_error) {
                    done_in_flight(id);
                    SnapshotResult res;
                    res.log_id = log_id;
-                   if (!r.ok() || r.rows() < 1) res.error = r.ok() ? "no snapshot returned" : r.error();
+                   if (!durable_error.empty()) res.error = durable_error;
+                   else if (!r.ok() || r.rows() < 1) res.error = r.ok() ? "no snapshot returned" : r.error();
                    auto now = r.ok() && r.rows() > 0 ? PgSnapshot::parse(r.get(0, 0)) : std::nullopt;
                    if (res.error.empty() && !now) res.error = "unparseable snapshot";
                    if (now) res.now = *now;
@@ -397,10 +451,7 @@ void History::flush_snapshots() {
                      res.by_user[std::string(r.get(i, 1))].push_back(
                          Membership{std::string(r.get(i, 2)), r.get_opt(i, 3)});
                    }
-                   for (auto& p : *shared) p.done(res);
-                 },
-                 cfg_.db_timeout);
-  }
+                   for (auto& p : batch) p.done(res);
 }
 
 }  // namespace mn

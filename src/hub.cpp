@@ -25,8 +25,23 @@ Session* Hub::find(uint64_t serial, uint64_t generation) {
 }
 
 std::string Hub::event_frame(Protocol p, const Event& e, const std::string& offset) const {
-  return p == Protocol::plain ? plain::event_frame(e.name, e.data_json, std::to_string(e.id), offset)
-                              : socketio::event_frame(e.name, e.data_json, offset);
+  // A log id names one change only within a timeline: after a failover that lost changes
+  // already delivered, the new primary hands their ids out again. So past timeline 1 the id
+  // a client deduplicates by says the timeline too.
+  return p == Protocol::plain
+             ? plain::event_frame(e.name, e.data_json,
+                                  timeline_ <= 1 ? std::to_string(e.id)
+                                                 : std::to_string(timeline_) + "." + std::to_string(e.id),
+                                  offset)
+             : socketio::event_frame(e.name, e.data_json, offset);
+}
+
+std::string Hub::offset_at(const StreamPosition& at) const {
+  Offset o;
+  o.log_id = log_id_;
+  o.pos = at;
+  o.timeline = timeline_;
+  return encode_offset(o);
 }
 
 std::string Hub::snapshot_frame(Protocol p, const std::vector<Membership>& channels,
@@ -71,7 +86,7 @@ void Hub::open(Session& s) {
       return start_snapshot(ss);
     }
     ++stats_.resumes;
-    if (start_frame_ && !send(ss, start_frame_(ss, true, encode_offset(from)))) return;
+    if (start_frame_ && !send(ss, start_frame_(ss, true, offset_at(from.pos)))) return;
     for (const auto& row : res.rows) {
       auto mapped = map_row(row);
       if (!mapped.event) {
@@ -79,8 +94,7 @@ void Hub::open(Session& s) {
         spdlog::error("log row {} skipped in replay: {}", row.id, mapped.error);
         continue;
       }
-      Offset at{res.log_id, {from.pos.base, res.now, row.id}};
-      if (!send(ss, event_frame(ss.protocol, *mapped.event, encode_offset(at)))) return;
+      if (!send(ss, event_frame(ss.protocol, *mapped.event, offset_at({from.pos.base, res.now, row.id})))) return;
       ss.position_xmax = res.now.xmax;
     }
     ss.position_xmax = std::max(ss.position_xmax, from.pos.upto.xmax);
@@ -100,7 +114,7 @@ void Hub::start_snapshot(Session& s) {
       return transport_->close(ss, kTryAgainLater, "database unavailable; reconnect to get a snapshot");
     }
     ++stats_.snapshots;
-    std::string position = encode_offset(Offset{res.log_id, {res.now, res.now, 0}});
+    std::string position = offset_at({res.now, res.now, 0});
     // The start frame goes out once per connection; a resync after TRUNCATE is just a snapshot.
     if (start_frame_ && ss.events_sent == 0 && !send(ss, start_frame_(ss, false, position))) return;
     static const std::vector<Membership> none;
@@ -130,7 +144,7 @@ bool Hub::send_after_catch_up(Session& s, const HeldEvent& e, const PgSnapshot& 
   // wake-up's `to` can be, when the catch-up saw its transaction still running).
   const StreamPosition at{PgSnapshot::either(e.span->from, covered), PgSnapshot::either(e.span->to, covered),
                           e.event->id};
-  return send(s, event_frame(s.protocol, *e.event, encode_offset(Offset{log_id_, at})));
+  return send(s, event_frame(s.protocol, *e.event, offset_at(at)));
 }
 
 bool Hub::deliver(Session& s, const HeldEvent& e, uint64_t upto_xmax) {
@@ -158,7 +172,7 @@ void Hub::refresh_position(Session& s) {
   // position_xmax newer, and nothing is sent).
   auto& frame = position_frames_[s.protocol == Protocol::plain ? 0 : 1];
   if (frame.empty()) {
-    std::string offset = encode_offset(Offset{log_id_, {*read_to_, *read_to_, 0}});
+    std::string offset = offset_at({*read_to_, *read_to_, 0});
     frame = s.protocol == Protocol::plain ? plain::position_frame(offset) : socketio::position_frame(offset);
   }
   s.position_xmax = read_to_->xmax;
@@ -172,7 +186,7 @@ void Hub::close(Session& s) {
   s.held.clear();
 }
 
-void Hub::resync_all(const char* why) {
+void Hub::resync_all(const std::string& why) {
   ++stats_.resyncs;
   spdlog::warn("{}: sending every connected client a fresh snapshot", why);
   std::vector<Session*> all;
@@ -186,6 +200,7 @@ void Hub::resync_all(const char* why) {
 
 void Hub::on_batch(const Batch& batch) {
   if (!batch.log_id.empty()) log_id_ = batch.log_id;
+  timeline_ = batch.timeline;
   if (!batch.rows.empty() || batch.reset) deliver_rows(batch);
   if (batch.read) {
     read_to_ = batch.to;
@@ -213,7 +228,7 @@ void Hub::lift_barriers(const PgSnapshot& read_to) {
 
 void Hub::deliver_rows(const Batch& batch) {
   transport_->begin_turn();
-  if (batch.reset) resync_all("the event log changed (restored or another database)");
+  if (batch.reset) resync_all("the event log changed (restored, another database, or a failover lost changes)");
   for (const auto& row : batch.rows) {
     // The user's sockets here, looked up once: a row no socket here receives is not encoded.
     const std::vector<Session*>* room = row.user_id ? &rooms_.of(*row.user_id) : nullptr;
@@ -230,7 +245,7 @@ void Hub::deliver_rows(const Batch& batch) {
       continue;
     }
     if (!room || room->empty()) continue;
-    std::string offset = encode_offset(Offset{log_id_, {batch.from, batch.to, ev.id}});
+    std::string offset = offset_at({batch.from, batch.to, ev.id});
     std::vector<Session*> targets(room->begin(), room->end());  // a send may close a session
     std::shared_ptr<const OutgoingEvent> framed[2];
     HeldEvent held;

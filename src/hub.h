@@ -73,7 +73,7 @@ class Hub {
  private:
   void start_snapshot(Session& s);
   void finish_catch_up(Session& s, const PgSnapshot& covered);
-  void resync_all(const char* why);
+  void resync_all(const std::string& why);
   void deliver_rows(const Batch& batch);
   // After a read: sessions whose catch-up `read_to` covers need no barrier any more.
   void lift_barriers(const PgSnapshot& read_to);
@@ -86,6 +86,8 @@ class Hub {
   bool send_after_catch_up(Session& s, const HeldEvent& e, const PgSnapshot& covered);
   bool send(Session& s, const std::string& frame);
   std::string event_frame(Protocol p, const Event& e, const std::string& offset) const;
+  // An offset at `at` in this log, on the current timeline.
+  std::string offset_at(const StreamPosition& at) const;
   std::string snapshot_frame(Protocol p, const std::vector<Membership>& channels,
                              const std::string& offset) const;
   Session* find(uint64_t serial, uint64_t generation);
@@ -99,6 +101,7 @@ class Hub {
   std::unordered_map<uint64_t, Session*> open_;
   std::unordered_set<uint64_t> barred_;  // sessions with a barrier (serials)
   std::string log_id_;
+  uint32_t timeline_ = 1;  // the reader's server's: in offsets, and in event ids past timeline 1
   HubStats stats_;
   std::optional<PgSnapshot> read_to_;  // the last read's snapshot
   std::string position_frames_[2];     // for read_to_, per protocol; made on first use

@@ -77,11 +77,17 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const History& 
       << name << "_sum " << r.read_seconds << '\n'
       << name << "_count " << r.reads << '\n';
   }
-  counter("membership_notifier_db_notifications_total", "Wake-ups received", static_cast<double>(r.notifications));
-  counter("membership_notifier_fast_path_rows_total", "Rows delivered from a wake-up's payload, before a read",
-          static_cast<double>(r.fast_rows));
-  counter("membership_notifier_bad_payloads_total", "Wake-ups whose payload was not a row",
-          static_cast<double>(r.bad_payloads));
+  counter("membership_notifier_db_notifications_total", "Wake-ups received from the triggers (verified)",
+          static_cast<double>(r.notifications));
+  counter("membership_notifier_forged_wakeups_total",
+          "NOTIFYs on the sidecar's channel that the triggers did not send (ignored)",
+          static_cast<double>(r.forged_wakeups));
+  counter("membership_notifier_durable_waits_total",
+          "Reads whose rows waited for the WAL flush (or the --durable-standbys) before delivery",
+          static_cast<double>(r.durable_waits));
+  counter("membership_notifier_history_lost_total",
+          "Reconnects to a new timeline that lacked changes already delivered (clients resynchronised)",
+          static_cast<double>(r.history_lost));
   counter("membership_notifier_polling_spells_total",
           "Adaptive mode: times commits came fast enough to stop the triggers' NOTIFYs and poll instead",
           static_cast<double>(r.polling_spells));

@@ -35,8 +35,11 @@ bool is_uuid(std::string_view s) {
 }  // namespace
 
 std::string encode_offset(const Offset& o) {
-  return "1." + o.log_id + "." + snapshot_token(o.pos.base) + "." + snapshot_token(o.pos.upto) +
-         "." + std::to_string(o.pos.last_id);
+  if (o.timeline == 0)
+    return "1." + o.log_id + "." + snapshot_token(o.pos.base) + "." + snapshot_token(o.pos.upto) + "." +
+           std::to_string(o.pos.last_id);
+  return "2." + o.log_id + "." + std::to_string(o.timeline) + "." + snapshot_token(o.pos.base) + "." +
+         snapshot_token(o.pos.upto) + "." + std::to_string(o.pos.last_id);
 }
 
 std::optional<Offset> decode_offset(std::string_view text) {
@@ -48,6 +51,18 @@ std::optional<Offset> decode_offset(std::string_view text) {
     parts.push_back(text.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
     if (dot == std::string_view::npos) break;
     start = dot + 1;
+  }
+  // Version 1 had no timeline: "1.<log>.<base>.<upto>.<id>"; version 2 has it after the log.
+  if (parts.size() == 6 && parts[0] == "2") {
+    auto& tl = parts[2];
+    uint32_t timeline = 0;
+    auto [tp, tec] = std::from_chars(tl.data(), tl.data() + tl.size(), timeline);
+    if (tec != std::errc() || tp != tl.data() + tl.size() || timeline == 0) return std::nullopt;
+    parts.erase(parts.begin() + 2);
+    auto o = decode_offset("1." + std::string(parts[1]) + "." + std::string(parts[2]) + "." + std::string(parts[3]) +
+                           "." + std::string(parts[4]));
+    if (o) o->timeline = timeline;
+    return o;
   }
   if (parts.size() != 5 || parts[0] != "1" || !is_uuid(parts[1])) return std::nullopt;
   Offset o;

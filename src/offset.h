@@ -31,6 +31,10 @@ struct StreamPosition {
 struct Offset {
   std::string log_id;
   StreamPosition pos;
+  // The server's timeline when the position was handed out; 0 in offsets from before
+  // timelines were recorded (taken as the current one). Another timeline's offset is resumed
+  // only where that timeline's history is known to reach past it (history.cpp).
+  uint32_t timeline = 0;
 };
 
 // URL-safe text: digits, letters, '-', '_', '.'; no percent-encoding needed in a query string.

@@ -100,16 +100,15 @@ TEST_P(Delivery, AChangeTooBigForOneNotifyPayloadArrivesWhole) {
   EXPECT_EQ(got.back(), "joined " + std::string(896, 'x') + "0300 u1");
 }
 
-// The fast path: at idle, in adaptive and notify mode, a change goes out straight from the
-// wake-up's payload, before the log is read (poll mode has no wake-ups). Its offset must
-// resume exactly like any other.
-TEST_P(Delivery, AChangeAtIdleGoesOutFromItsWakeUpWithAnOffsetThatResumesExactly) {
+// At idle, in adaptive and notify mode, a change's wake-up makes the sidecar read the log at
+// once (poll mode has no wake-ups). Its offset must resume exactly like any other.
+TEST_P(Delivery, AChangeAtIdleGoesOutOnItsWakeUpWithAnOffsetThatResumesExactly) {
   auto c = connect("u1");
   std::this_thread::sleep_for(300ms);  // settled: waiting for a wake-up
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   auto ev = next_event(*c);
   EXPECT_EQ(ev["data"]["channelId"], "c1");
-  EXPECT_EQ(metric(metrics(), "membership_notifier_fast_path_rows_total"), GetParam() == "poll" ? 0 : 1);
+  EXPECT_EQ(metric(metrics(), "membership_notifier_db_notifications_total"), GetParam() == "poll" ? 0 : 1);
   const std::string offset = ev["offset"];
   c->close();
   sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
@@ -203,7 +202,7 @@ TEST_P(DeliveryWithXType, AChangeTooBigForAPayloadIsNotOvertakenByASmallOneCommi
   for (size_t i = 0; i < want.size(); ++i) EXPECT_TRUE(got[i] == want[i]) << "event " << i << " out of order";
 }
 
-// Adaptive mode: woken by every commit (each delivered from its wake-up) while commits come
+// Adaptive mode: woken by every commit while commits come
 // slower than --adaptive-notify-max-rate; polling instead of being woken above it.
 class AdaptiveWakeUp : public NotifierFixture {};
 
@@ -217,7 +216,7 @@ TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAbov
   }
   EXPECT_EQ(events(*c).size(), 10u);
   const std::string m = metrics();
-  EXPECT_EQ(metric(m, "membership_notifier_fast_path_rows_total"), 10) << m;
+  EXPECT_EQ(metric(m, "membership_notifier_db_notifications_total"), 10) << m;
   const double woken = metric(m, "membership_notifier_db_notifications_total");
   // 400 commits back to back, far above 50 per second.
   sql("DO $$ BEGIN FOR i IN 1..400 LOOP INSERT INTO channel_members VALUES ('fast' || i, 'u1'); COMMIT;"
@@ -250,10 +249,10 @@ TEST_F(AdaptiveWakeUp, ABurstOfAFewDozenCommitsStopsTheWakeUpsOnlyUntilAReadFind
   }
   EXPECT_EQ(events(*c).size(), 30u);
   const std::string after = metrics();
-  EXPECT_EQ(metric(after, "membership_notifier_fast_path_rows_total") -
-                metric(before, "membership_notifier_fast_path_rows_total"),
+  EXPECT_EQ(metric(after, "membership_notifier_db_notifications_total") -
+                metric(before, "membership_notifier_db_notifications_total"),
             5)
-      << "each change after the burst went out from its wake-up\n"
+      << "each change after the burst was woken for\n"
       << after;
   EXPECT_EQ(metric(after, "membership_notifier_polling_spells_total"), 1) << after;
 }
@@ -277,16 +276,15 @@ TEST_F(AdaptiveWakeUp, AStreamUnderTheLimitAfterABurstIsWokenForAgainAtTheFirstR
   EXPECT_EQ(events(*c, 1s).size(), 825u);
   const std::string after = metrics();
   EXPECT_TRUE(sidecar().wait_for_log("polling instead of being woken: a burst")) << "the burst stopped the wake-ups";
-  EXPECT_GT(metric(after, "membership_notifier_fast_path_rows_total") -
-                metric(before, "membership_notifier_fast_path_rows_total"),
+  EXPECT_GT(metric(after, "membership_notifier_db_notifications_total") -
+                metric(before, "membership_notifier_db_notifications_total"),
             300)
-      << "most of the stream went out from its wake-ups\n"
+      << "most of the stream was woken for\n"
       << after;
 }
 
-// After an arm the fast path waits until every transaction that may have looked before it has
-// ended (settling). One whose trigger looked before, in this database, logged its change without
-// a NOTIFY: a change committed after it must not go out from its wake-up ahead of it.
+// A transaction whose trigger looked before the arm, in this database, logged its change without
+// a NOTIFY: a change committed after it must not go out ahead of it.
 TEST_F(AdaptiveWakeUp, AChangeLoggedBeforeTheArmIsNotOvertakenByOneWokenForAfterIt) {
   pqxx::connection early_conn{conninfo()};
   pqxx::work early{early_conn};
@@ -300,8 +298,7 @@ TEST_F(AdaptiveWakeUp, AChangeLoggedBeforeTheArmIsNotOvertakenByOneWokenForAfter
 }
 
 // Transaction ids are cluster-wide, but one open in another database cannot log a change here:
-// it must not keep the fast path shut. It did, for as long as it stayed open (every change then
-// went out after a read on its wake-up).
+// it must not keep the reader settling, and every change is woken for.
 TEST_F(AdaptiveWakeUp, ATransactionLeftOpenInAnotherDatabaseDoesNotKeepChangesFromGoingOutFromTheirWakeUps) {
   pqxx::connection other{pg().conninfo("postgres")};
   pqxx::work open{other};
@@ -315,7 +312,7 @@ TEST_F(AdaptiveWakeUp, ATransactionLeftOpenInAnotherDatabaseDoesNotKeepChangesFr
   }
   EXPECT_EQ(events(*c).size(), 5u);
   const std::string m = metrics();
-  EXPECT_EQ(metric(m, "membership_notifier_fast_path_rows_total"), 5) << m;
+  EXPECT_EQ(metric(m, "membership_notifier_db_notifications_total"), 5) << m;
 }
 
 // A schema from before other_databases_xids(): the sidecar waits for every database's
@@ -330,7 +327,7 @@ TEST_F(AdaptiveWakeUp, ASchemaWithoutTheOtherDatabasesCheckStillDeliversAndSaysT
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   EXPECT_EQ(events(*c), (Events{"joined c1 u1"}));
   EXPECT_TRUE(sidecar().wait_for_log("run `migrate up`")) << sidecar().log();
-  EXPECT_EQ(metric(metrics(), "membership_notifier_fast_path_rows_total"), 0) << "still settling behind it";
+  EXPECT_EQ(metric(metrics(), "membership_notifier_db_notifications_total"), 1) << "woken all the same";
 }
 
 // A stopped sidecar must not leave the triggers trying to wake it: SIGTERM clears its mark.
@@ -339,7 +336,7 @@ TEST_F(AdaptiveWakeUp, ASidecarStoppedWhileWaitingLeavesTheTriggersNotWaking) {
   auto c = connect("u1");
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   ASSERT_EQ(events(*c).size(), 1u);
-  ASSERT_EQ(metric(metrics(), "membership_notifier_fast_path_rows_total"), 1) << "it was waiting";
+  ASSERT_EQ(metric(metrics(), "membership_notifier_db_notifications_total"), 1) << "it was waiting";
   ASSERT_EQ(query("SELECT membership_notifier.waiting()::text")[0][0].as<std::string>(), "true");
   sidecar().signal(SIGTERM);
   EXPECT_EQ(sidecar().wait_exit(5s), 0);

@@ -136,29 +136,3 @@ TEST(CountingTransactions, InterleavedRowsOfTwoTransactionsCountTwoNotFive) {
   EXPECT_EQ(mn::count_transactions(rows, [](uint64_t xid) { return xid == 8; }), 1u);
   EXPECT_EQ(mn::count_transactions({}, [](uint64_t) { return false; }), 0u);
 }
-
-// --- the row a wake-up carries ------------------------------------------------------------------
-
-TEST(WakePayload, TheTriggersRowParsesWithEveryField) {
-  auto r = mn::parse_wake_payload(R"(["7781", 42, "j", "c1", "u1", "dm", 1795708800123456])");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->xid, 7781u);
-  EXPECT_EQ(r->id, 42);
-  EXPECT_EQ(r->op, "j");
-  EXPECT_EQ(r->channel_id, "c1");
-  EXPECT_EQ(r->user_id, "u1");
-  EXPECT_EQ(r->xtype, "dm");
-  EXPECT_EQ(r->occurred_at_us, 1795708800123456);
-  auto left = mn::parse_wake_payload(R"(["7781", 43, "l", "c1", "u1", null, 1795708800123457])");
-  ASSERT_TRUE(left);
-  EXPECT_FALSE(left->xtype);
-}
-
-TEST(WakePayload, EmptyOrGarbageIsNoRow) {
-  for (const char* p : {"", "x", "[", "[]", "{}", R"(["1", 2, "t", null, null, null, 3])",
-                        R"(["", 2, "j", "c", "u", null, 3])", R"(["1x", 2, "j", "c", "u", null, 3])",
-                        R"([1, 2, "j", "c", "u", null, 3])", R"(["1", "2", "j", "c", "u", null, 3])",
-                        R"(["1", 2, "j", 5, "u", null, 3])", R"(["1", 2, "j", "c", "u", null, 3, 4])",
-                        R"(["1", 2, "j", "c", "u", null, 3.5])", "[\"1\", 2, \"j\", \"\xff\", \"u\", null, 3]"})
-    EXPECT_FALSE(mn::parse_wake_payload(p)) << p;
-}
