@@ -11,19 +11,6 @@ constexpr std::chrono::milliseconds kStandbyPollEvery{1};
 // While the standbys hold deliveries back, say so this often.
 constexpr std::chrono::seconds kStandbyWarnEvery{10};
 
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 // Polls pg_stat_replication until every named standby has flushed past `lsn`.
 struct StandbyWait : std::enable_shared_from_this<StandbyWait> {

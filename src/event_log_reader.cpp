@@ -43,6 +43,13 @@ bool parse_int(std::string_view s, T& out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
 }  // namespace
 
 const char* EventLogReader::read_sql() {
@@ -186,56 +193,92 @@ void EventLogReader::on_connected() {
           return lost(missing ? "schema membership_notifier not found or too old: run `membership-notifier migrate up`"
                               : r.error());
         }
-        if (take_server_state(r)) subscribe();
+        take_server_state(r);
       });
 }
 
-bool EventLogReader::take_server_state(const PgResult& r) {
-  if (r.get(0, 0) == "t") return lost("server is a standby (in recovery)"), false;
-  if (r.is_null(0, 1)) return lost("membership_notifier.settings is empty: run `migrate up`"), false;
+void EventLogReader::take_server_state(const PgResult& r) {
+  if (r.get(0, 0) == "t") return lost("server is a standby (in recovery)");
+  if (r.is_null(0, 1)) return lost("membership_notifier.settings is empty: run `migrate up`");
   auto key = r.is_null(0, 4) ? std::nullopt : parse_wake_key(r.get(0, 4));
-  if (!key) return lost("membership_notifier.wake_key is missing: run `membership-notifier migrate up`"), false;
+  if (!key) return lost("membership_notifier.wake_key is missing: run `membership-notifier migrate up`");
   uint32_t timeline = 0;
-  if (r.is_null(0, 3) || !parse_int(r.get(0, 3), timeline)) return lost("cannot read the server's timeline"), false;
+  if (r.is_null(0, 3) || !parse_int(r.get(0, 3), timeline)) return lost("cannot read the server's timeline");
+  auto now = PgSnapshot::parse(r.get(0, 2));
+  if (!now) return lost("unparseable snapshot from server");
   wake_key_ = std::move(*key);
   std::string id(r.get(0, 1));
+  const uint32_t old_timeline = timeline_;
+  auto proceed = [this, timeline, id, now = *now](bool lost_history) {
+    if (lost_history) {
+      ++stats_.history_lost;
+      cursor_.reset();
+      pending_reset_ = true;
+    }
+    if (timeline != timeline_) delivered_.clear();
+    timeline_ = timeline;
+    log_id_ = id;
+    // First start: begin at the present. Clients that were away resume by their own
+    // offsets; the process itself has nothing to catch up on.
+    if (!cursor_) cursor_ = now;
+    subscribe();
+  };
   if (!log_id_.empty() && id != log_id_) {
     spdlog::warn("event log changed ({} -> {}): a restored or different database; "
                  "clients will resynchronise", log_id_, id);
-    cursor_.reset();
-    pending_reset_ = true;
-  } else if (timeline_ != 0 && timeline != timeline_ && delivered_xmax_ > 0) {
-    // A failover or a recovery onto a new timeline. What this reader delivered on the old one
-    // is on this server if a mark at least as far reached it.
-    uint64_t through = 0;
-    const std::string marks = r.is_null(0, 5) ? "" : std::string(r.get(0, 5));
-    const std::string prefix = std::to_string(timeline_) + ":";
-    for (size_t at = 0; at < marks.size();) {
-      auto end = std::min(marks.find(',', at), marks.size());
-      auto item = std::string_view(marks).substr(at, end - at);
-      if (item.substr(0, prefix.size()) == prefix) parse_int(item.substr(prefix.size()), through);
-      at = end + 1;
-    }
-    if (through < delivered_xmax_) {
-      ++stats_.history_lost;
-      spdlog::warn("the database is on timeline {} now, and changes delivered on timeline {} may be gone from it "
-                   "(delivered through xid {}, its history reaches {}): clients will resynchronise",
-                   timeline, timeline_, delivered_xmax_, through);
-      cursor_.reset();
-      pending_reset_ = true;
-    } else {
-      spdlog::info("the database is on timeline {} now; everything delivered on timeline {} is there", timeline,
-                   timeline_);
-    }
+    return proceed(true);
   }
-  if (timeline != timeline_) delivered_xmax_ = 0;
-  timeline_ = timeline;
-  log_id_ = id;
-  // First start: begin at the present. Clients that were away resume by their own
-  // offsets; the process itself has nothing to catch up on.
-  if (!cursor_) cursor_ = PgSnapshot::parse(r.get(0, 2));
-  if (!cursor_) return lost("unparseable snapshot from server"), false;
-  return true;
+  if (old_timeline == 0 || timeline == old_timeline || delivered_.empty()) return proceed(false);
+  // A failover or a recovery onto a new timeline: is what was delivered on the old one here?
+  uint64_t through = 0;
+  const std::string marks = r.is_null(0, 5) ? "" : std::string(r.get(0, 5));
+  const std::string prefix = std::to_string(old_timeline) + ":";
+  for (size_t at = 0; at < marks.size();) {
+    auto end = std::min(marks.find(',', at), marks.size());
+    auto item = std::string_view(marks).substr(at, end - at);
+    if (item.substr(0, prefix.size()) == prefix) parse_int(item.substr(prefix.size()), through);
+    at = end + 1;
+  }
+  auto judged = [this, timeline, old_timeline, proceed](bool kept, const std::string& how) {
+    if (kept) spdlog::info("the database is on timeline {} now; everything delivered on timeline {} is there ({})",
+                           timeline, old_timeline, how);
+    else spdlog::warn("the database is on timeline {} now, and changes delivered on timeline {} are not all there "
+                      "({}): every client gets a fresh snapshot", timeline, old_timeline, how);
+    proceed(!kept);
+  };
+  std::vector<LogRow> verify;
+  switch (delivered_.judge(through, &verify)) {
+    case DeliveryRecord::Verdict::kept:
+      return judged(true, "its mark covers them");
+    case DeliveryRecord::Verdict::unknown:
+      return judged(false, "delivered past its mark longer ago than is remembered");
+    case DeliveryRecord::Verdict::verify:
+      break;
+  }
+  // Rows past the mark, looked up by key and content: a new primary hands the lost ids and
+  // transaction ids out again, to other changes.
+  std::vector<uint64_t> xids;
+  std::vector<std::string> ids, ops, channels, users;
+  for (const auto& row : verify) {
+    xids.push_back(row.xid);
+    ids.push_back(std::to_string(row.id));
+    ops.push_back(row.op);
+    channels.push_back(row.channel_id.value_or(""));
+    users.push_back(row.user_id.value_or(""));
+  }
+  auto conn = conn_;
+  conn->query(
+      "SELECT count(*) FROM unnest($1::xid8[], $2::bigint[], $3::text[], $4::text[], $5::text[]) d(xid, id, op, c, u)"
+      " WHERE EXISTS (SELECT FROM membership_notifier.event_log l WHERE l.xid = d.xid AND l.id = d.id"
+      "               AND l.op::text = d.op AND coalesce(l.channel_id, '') = d.c AND coalesce(l.user_id, '') = d.u)",
+      {xid8_array(xids), "{" + join(ids) + "}", text_array(ops), text_array(channels), text_array(users)},
+      [this, conn, judged, n = verify.size()](PgResult v) {
+        if (conn != conn_) return;
+        if (!v.ok()) return lost("looking up delivered changes after a failover failed: " + v.error());
+        judged(v.rows() == 1 && v.get(0, 0) == std::to_string(n),
+               std::to_string(n) + " delivered past its mark, looked up one by one");
+      },
+      cfg_.db_timeout);
 }
 
 void EventLogReader::subscribe() {
@@ -426,7 +469,7 @@ void EventLogReader::deliver(Batch batch, bool got_rows, const PgSnapshot& seen)
   reading_ = false;
   batch.reset = std::exchange(pending_reset_, false);
   cursor_ = batch.to;
-  if (got_rows) delivered_xmax_ = batch.to.xmax;
+  if (got_rows) delivered_.add(batch.to.xmax, std::chrono::steady_clock::now(), batch.rows);
   stats_.rows += batch.rows.size();
   batch.read = true;
   on_batch_(batch);

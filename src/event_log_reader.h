@@ -18,8 +18,9 @@
 // Failover: each read happens on a timeline (a promoted standby starts a new one). Now and
 // then the reader marks in the database how far it has delivered on its timeline
 // (membership_notifier.delivered). On reconnecting to a server on another timeline, the mark
-// of the old one says whether everything delivered survived; if not, clients are resynchronised
-// (Batch::reset), and event ids carry the timeline from then on, so no id names two changes.
+// of the old one, and a look-up of the rows delivered past it (delivery_record.h), say whether
+// everything delivered survived; if not, clients are resynchronised (Batch::reset). Event ids
+// carry the timeline past timeline 1, so no id names two changes.
 //
 // On (re)connect: LISTEN first, then read from the cursor, then ready. Environmental failures
 // (server gone, standby, migration missing, timeouts) mean: log, back off with jitter, retry.
@@ -28,6 +29,7 @@
 
 #include "commit_rate.h"
 #include "config.h"
+#include "delivery_record.h"
 #include "event.h"
 #include "wake_payload.h"
 #include "pg_connection.h"
@@ -124,7 +126,7 @@ class EventLogReader {
   void deliver(Batch batch, bool got_rows, const PgSnapshot& seen);
   void mark_delivered();
   // The connection's first answer: which log, timeline, key; whether a failover lost anything.
-  bool take_server_state(const PgResult& r);
+  void take_server_state(const PgResult& r);
   bool settled(const PgSnapshot& seen);
   // Drops from the arm's list (armed_at_) the transactions of other databases.
   void leave_out_other_databases();
@@ -162,7 +164,7 @@ class EventLogReader {
   std::string log_id_;
   std::string wake_key_;              // membership_notifier.wake_key, 32 bytes
   uint32_t timeline_ = 0;             // of the server connected to; 0 before the first connect
-  uint64_t delivered_xmax_ = 0;       // the last read that delivered rows, on timeline_
+  DeliveryRecord delivered_;          // on timeline_, lately
   std::chrono::steady_clock::time_point marked_{};  // the last mark_delivered()
   std::chrono::steady_clock::time_point forged_logged_{};
   std::optional<PgSnapshot> cursor_;

@@ -86,19 +86,6 @@ constexpr const char* kBehindSql =
 // seconds (the connection's keepalives and tcp_user_timeout).
 constexpr std::chrono::milliseconds kReplayDeadline = std::chrono::seconds(60);
 
-std::string postgres_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 }  // namespace
 
@@ -320,7 +307,7 @@ void History::read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, ui
       kReplaySql,
       {std::to_string(scan.from_xid), xid8_array(scan.below),
        std::to_string(scan.below.empty() ? scan.from_xid : scan.below.front()),
-       postgres_array({users.begin(), users.end()})},
+       text_array({users.begin(), users.end()})},
       [this, batch, id, started](PgResult r) {
         stats_.replay_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         const bool rows = r.ok() && r.rows() > 0 && !(r.rows() == 1 && r.is_null(0, 1));
@@ -424,7 +411,7 @@ void History::flush_snapshots() {
     uint64_t id = track_in_flight([shared](const std::string& why) {
       answer_error(*shared, "database unavailable: " + why);
     });
-    conn_->query(snapshot_sql_, {postgres_array({users.begin(), users.end()})},
+    conn_->query(snapshot_sql_, {text_array({users.begin(), users.end()})},
                  [this, shared, log_id, id](PgResult r) {
                    const bool flushed = !r.ok() || r.rows() < 1 || r.get(0, 4) == "t";
                    const std::string lsn = r.ok() && r.rows() > 0 ? std::string(r.get(0, 5)) : "";

@@ -226,7 +226,8 @@ void PgConnection::drain_notifications() {
     std::string channel = n->relname ? n->relname : "";
     std::string payload = n->extra ? n->extra : "";
     PQfreemem(n);
-    if (on_notify_) on_notify_(channel, payload);
+    // A copy: the handler may close this connection, which drops on_notify_.
+    if (auto h = on_notify_) h(channel, payload);
   }
 }
 
@@ -234,10 +235,12 @@ void PgConnection::fail(const std::string& reason) {
   if (state_ == State::dead) return;
   auto self = shared_from_this();
   const std::string why = reason.empty() ? "connection lost" : reason;
+  auto done = std::exchange(on_connect_, nullptr);
+  auto failed = std::exchange(on_failure_, nullptr);
   close();
   // A connection that never came up reports through its connect handler only.
-  if (auto done = std::exchange(on_connect_, nullptr)) return done(why);
-  if (auto h = std::exchange(on_failure_, nullptr)) h(why);
+  if (done) return done(why);
+  if (failed) failed(why);
 }
 
 void PgConnection::close() {
@@ -256,6 +259,11 @@ void PgConnection::close() {
   queue_.clear();
   current_ = nullptr;
   busy_ = false;
+  // Owners' handlers often hold the connection itself (to tell it from its successor): keeping
+  // them would keep every closed connection alive.
+  on_connect_ = nullptr;
+  on_failure_ = nullptr;
+  on_notify_ = nullptr;
 }
 
 std::string PgConnection::server_address() const {
@@ -263,6 +271,20 @@ std::string PgConnection::server_address() const {
   const char* host = PQhost(conn_);
   const char* port = PQport(conn_);
   return std::string(host ? host : "?") + ":" + (port ? port : "?");
+}
+
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
 }
 
 }  // namespace mn

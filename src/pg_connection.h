@@ -129,4 +129,7 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
   NotifyHandler on_notify_;
 };
 
+// A PostgreSQL array literal of these strings, every element quoted, for a $n::text[] parameter.
+std::string text_array(const std::vector<std::string>& items);
+
 }  // namespace mn
