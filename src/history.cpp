@@ -310,28 +310,44 @@ void History::read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, ui
        text_array({users.begin(), users.end()})},
       [this, batch, id, started](PgResult r) {
         stats_.replay_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        const bool rows = r.ok() && r.rows() > 0 && !(r.rows() == 1 && r.is_null(0, 1));
+        auto results = std::make_shared<std::vector<ReplayResult>>(judge_replays(*batch, r));
+        const bool rows = std::any_of(results->begin(), results->end(), [](const ReplayResult& res) {
+          return !res.rows.empty();
+        });
         const bool flushed = !r.ok() || r.rows() < 1 || r.get(0, 10) == "t";
         const std::string lsn = r.ok() && r.rows() > 0 ? std::string(r.get(0, 11)) : "";
         // Replayed rows go out once durable (durable_gate.h); the in-flight registration stays
         // until then, so that a connection lost meanwhile answers with an error.
-        await_durable(io_, cfg_, conn_, flushed || !rows, rows ? lsn : "", [this, batch, id, r](const std::string& error) {
-          done_in_flight(id);
-          replay_running_ = false;
-          if (!error.empty()) answer_error(*batch, error);
-          else answer_replays(*batch, r);
-          schedule_replays();
-        });
+        await_durable(io_, cfg_, conn_, flushed || !rows, rows ? lsn : "",
+                      [this, batch, id, results](const std::string& error) {
+                        done_in_flight(id);
+                        replay_running_ = false;
+                        if (!error.empty()) {
+                          answer_error(*batch, error);
+                        } else {
+                          for (size_t i = 0; i < batch->size(); ++i) (*batch)[i].done(std::move((*results)[i]));
+                        }
+                        schedule_replays();
+                      });
       },
       std::max(cfg_.db_timeout, kReplayDeadline));
 }
 
 void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& r) {
+  auto results = judge_replays(batch, r);
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+std::vector<ReplayResult> History::judge_replays(const std::vector<PendingReplay>& batch, const PgResult& r) {
+  std::vector<ReplayResult> results(batch.size());
   std::string error;
   std::optional<PgSnapshot> now;
   if (!r.ok() || r.rows() < 1) error = r.ok() ? "no snapshot returned" : r.error();
   else if (!(now = PgSnapshot::parse(r.get(0, 0)))) error = "unparseable snapshot";
-  if (!error.empty()) return answer_error(batch, error);
+  if (!error.empty()) {
+    for (auto& res : results) res.error = error;
+    return results;
+  }
   uint64_t pruned = 0;
   auto pt = r.get(0, 8);
   std::from_chars(pt.data(), pt.data() + pt.size(), pruned);
@@ -366,8 +382,9 @@ void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& 
     if (auto row = EventLogReader::parse_row(r, i)) parsed.push_back(std::move(*row));
   }
   const ReplayRows rows(std::move(parsed));
-  for (auto& p : batch) {
-    ReplayResult res;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const PendingReplay& p = batch[i];
+    ReplayResult& res = results[i];
     res.now = *now;
     res.log_id = log_id;
     if (log_id != p.from.log_id) {
@@ -387,8 +404,8 @@ void History::answer_replays(std::vector<PendingReplay>& batch, const PgResult& 
       else res.rows = std::move(unseen.rows);
     }
     res.resumable = res.why_not.empty();
-    p.done(std::move(res));
   }
+  return results;
 }
 
 void History::snapshot(const std::string& user_id, SnapshotHandler done) {

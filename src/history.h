@@ -92,6 +92,8 @@ class History {
   void flush_replays();
   void read_replays(std::shared_ptr<std::vector<PendingReplay>> batch, uint64_t in_flight_id);
   void answer_replays(std::vector<PendingReplay>& batch, const PgResult& r);
+  // What each resume of a batch gets from the replay query's result (error, not resumable, rows).
+  std::vector<ReplayResult> judge_replays(const std::vector<PendingReplay>& batch, const PgResult& r);
   void answer_snapshots(std::vector<PendingSnapshot>& batch, const std::string& log_id, uint64_t in_flight_id,
                         const PgResult& r, const std::string& durable_error);
   // Answers each with `error`: its query could not be made, or its answer was lost.
