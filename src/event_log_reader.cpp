@@ -17,6 +17,8 @@ constexpr const char* kReadStatement = "membership_notifier_read";
 // are being delivered: after a failover, what was delivered since the last mark that reached
 // the new primary counts as lost, and its clients get a snapshot.
 constexpr std::chrono::milliseconds kMarkEvery{200};
+// Transactions counted at their wake-up and not yet read; past this, reads count them again.
+constexpr size_t kMaxWokenUnread = 100000;
 // A forged wake-up is logged at most this often (each is counted).
 constexpr std::chrono::seconds kForgedLogEvery{10};
 // While woken by every commit, how often to look for commits queueing on the NOTIFY lock, and
@@ -306,6 +308,7 @@ void EventLogReader::subscribe() {
   contention_seen_ = 0;
   contention_check_works_ = true;
   other_databases_check_works_ = true;
+  woken_.clear();
   read();
 }
 
@@ -355,8 +358,17 @@ void EventLogReader::on_notification(const std::string& payload) {
     last_woken_xid_ = woken->xid;
   }
   // Already read (a read raced its wake-up, or the payload is an old one sent again): nothing
-  // to read for it.
-  if (!cursor_ || !cursor_->sees(woken->xid)) wake();
+  // to read for it, nor to count.
+  if (cursor_ && cursor_->sees(woken->xid)) return;
+  // A commit counts in the rate when it wakes the reader, not a read later: at a burst's start
+  // the reads lag the wake-ups, and the spell the burst begins must not count the burst itself.
+  if (woken_.size() < kMaxWokenUnread && woken_.insert(woken->xid).second) commit_rate_.add(now);
+  wake();
+  if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
+      commit_rate_.per_second(now) >= max_notify_rate()) {
+    // Commits come too fast to be worth a NOTIFY each: stop being woken, poll instead.
+    return start_polling("the rate limit");
+  }
   if (cfg_.wake_mode == WakeMode::adaptive && wake_ != Wake::draining &&
       CommitBurst::starts(burst, commit_burst_.estimate_before(), burst_limit())) {
     // The start of a burst: every commit from here on would take the NOTIFY lock in turn until
@@ -424,23 +436,27 @@ void EventLogReader::on_read(PgResult r) {
   if (!std::is_sorted(batch.rows.begin(), batch.rows.end(), by_id)) std::sort(batch.rows.begin(), batch.rows.end(), by_id);
   make_times_distinct(batch.rows);
   const bool got_rows = !batch.rows.empty();
-  // Transactions that committed between the previous read's snapshot and this one's.
+  // Transactions that committed between the previous read's snapshot and this one's, less those
+  // counted at their wake-up.
   const auto window_from = counted_since_.value_or(read_sent_);
-  const auto commits = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
+  const auto commits =
+      static_cast<double>(count_transactions(batch.rows, [this](uint64_t xid) { return woken_.count(xid) > 0; }));
+  const auto all = static_cast<double>(count_transactions(batch.rows, [](uint64_t) { return false; }));
+  for (auto it = woken_.begin(); it != woken_.end();) it = to->sees(*it) ? woken_.erase(it) : std::next(it);
   if (commits > 0) {
     commit_rate_.add(CommitRate::Clock::now(), commits, window_from);
     spell_commits_ += commits;
   }
   counted_since_ = read_sent_;
-  // Every read while draining, also one that a wake-up made read again before adapt() ran. The
-  // window starts no earlier than the spell: the first read of a spell that a burst began after a
+  // Every read while draining, also one that a wake-up made read again before adapt() ran: all
+  // the transactions it found, woken for or not, came in its window. The window starts no earlier than the spell: the first read of a spell that a burst began after a
   // pause spans the pause, and began a stretch there (few commits over a long window) that then
   // held against the burst until its commits made up for the pause.
   if (wake_ == Wake::draining) {
     const double quiet_rate = max_notify_rate() / 4;
     const bool was_quiet = quiet_stretch_.holds();
     const auto from = std::max(window_from, spell_started_);
-    if (quiet_stretch_.add(from, read_sent_, commits, quiet_rate, cfg_.busy_poll_interval) && !was_quiet)
+    if (quiet_stretch_.add(from, read_sent_, all, quiet_rate, cfg_.busy_poll_interval) && !was_quiet)
       spdlog::debug("commits fell under {:.0f}/s while polling: reading every {} ms until woken again", quiet_rate,
                     quiet_poll_every().count());
   }

@@ -43,6 +43,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace mn {
@@ -180,6 +181,7 @@ class EventLogReader {
   CommitRate commit_rate_;          // transactions with membership changes per second, lately
   CommitBurst commit_burst_;        // ... over the last few wake-ups' transactions
   uint64_t last_woken_xid_ = 0;
+  std::unordered_set<uint64_t> woken_;  // counted in commit_rate_ at their wake-up, not yet read
   // The polling spell (draining): when it began, and the commits reads have counted since.
   std::chrono::steady_clock::time_point spell_started_{};
   double spell_commits_ = 0;

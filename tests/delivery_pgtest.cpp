@@ -234,7 +234,7 @@ TEST_F(AdaptiveWakeUp, EveryCommitWakesTheSidecarBelowTheRateLimitAndItPollsAbov
 TEST_F(AdaptiveWakeUp, ABurstOfAFewDozenCommitsStopsTheWakeUpsOnlyUntilAReadFindsItOver) {
   // A limit of 400: the burst's 20 commits must come within 48 ms. Against the default 2,000
   // (9.5 ms), the loop below came slower once under a parallel ctest in CI, and was no burst.
-  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "400"});
+  start_sidecar({"--wake-mode", "adaptive", "--adaptive-notify-max-rate", "400", "--log-level", "debug"});  // debug: the spell's lines, for a failure's log
   auto c = connect("u1");
   std::this_thread::sleep_for(300ms);
   sql("DO $$ BEGIN FOR i IN 1..25 LOOP INSERT INTO channel_members VALUES ('burst' || i, 'u1'); COMMIT;"
