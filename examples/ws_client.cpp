@@ -3,7 +3,7 @@
 // Prints every frame it receives, and for channel.joined / channel.left how long after the
 // change (its occurredAt, taken in the writing transaction just before it committed) the
 // event arrived here. A real client keeps the last "offset" and reconnects with
-// &offset=<it> to resume without losing anything (see the README).
+// &offset=<it> to resume without losing anything (see docs/protocol.md).
 #include <nlohmann/json.hpp>
 #include <websocketpp/client.hpp>
 #include <websocketpp/config/asio_no_tls_client.hpp>

@@ -299,7 +299,7 @@ TEST_F(AdaptiveWakeUp, AChangeLoggedBeforeTheArmIsNotOvertakenByOneWokenForAfter
 
 // Transaction ids are cluster-wide, but one open in another database cannot log a change here:
 // it must not keep the reader settling, and every change is woken for.
-TEST_F(AdaptiveWakeUp, ATransactionLeftOpenInAnotherDatabaseDoesNotKeepChangesFromGoingOutFromTheirWakeUps) {
+TEST_F(AdaptiveWakeUp, ATransactionLeftOpenInAnotherDatabaseDoesNotKeepChangesFromBeingWokenFor) {
   pqxx::connection other{pg().conninfo("postgres")};
   pqxx::work open{other};
   open.exec("SELECT pg_current_xact_id()");

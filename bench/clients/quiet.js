@@ -1,5 +1,5 @@
 // Part C's clients: quiet users (no changes of their own) that keep the last offset any frame
-// gave them and, when dropped, come back with it after RETRY_MS, as the README's client does.
+// gave them and, when dropped, come back with it after RETRY_MS, as the client in docs/protocol.md does.
 //
 //   BENCH_JWT_SECRET=… node quiet.js PORT CLIENTS USER_PREFIX RETRY_MS
 //

@@ -53,7 +53,7 @@ a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
   local wakeups=""
   if [[ $kind == ours ]]; then
     fetch_metrics "${SRV_PORT[a]}" >"$raw/metrics.txt"
-    wakeups="; sidecar: $(metric_value "$raw/metrics.txt" membership_notifier_events_total) events, $(metric_value "$raw/metrics.txt" membership_notifier_fast_path_rows_total) from wake-up payloads, $(metric_value "$raw/metrics.txt" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$raw/metrics.txt" membership_notifier_db_reads_total) log reads"
+    wakeups="; sidecar: $(metric_value "$raw/metrics.txt" membership_notifier_events_total) events, $(metric_value "$raw/metrics.txt" membership_notifier_durable_waits_total) reads that waited for a flush, $(metric_value "$raw/metrics.txt" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$raw/metrics.txt" membership_notifier_db_reads_total) log reads"
   fi
   lg_stop a
   stop_server a
@@ -299,7 +299,7 @@ b_report() {
     for name in "${B_CONFIGS[@]}"; do
       [[ ${B_KIND[$name]} == ours ]] || continue
       local mf=$OUT/b/$name/metrics.txt
-      echo "- $name: $(metric_value "$mf" membership_notifier_db_reads_total) log reads, mean $(awk -v s="$(metric_value "$mf" membership_notifier_db_read_seconds_sum)" -v n="$(metric_value "$mf" membership_notifier_db_read_seconds_count)" 'BEGIN { printf "%.2f", (n > 0 ? s * 1000 / n : 0) }') ms; $(metric_value "$mf" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$mf" membership_notifier_fast_path_rows_total) rows from their payloads; $(metric_value "$mf" membership_notifier_polling_spells_total) polling spells ($(metric_value "$mf" membership_notifier_notify_contention_total) begun by commits queueing on the NOTIFY lock)."
+      echo "- $name: $(metric_value "$mf" membership_notifier_db_reads_total) log reads, mean $(awk -v s="$(metric_value "$mf" membership_notifier_db_read_seconds_sum)" -v n="$(metric_value "$mf" membership_notifier_db_read_seconds_count)" 'BEGIN { printf "%.2f", (n > 0 ? s * 1000 / n : 0) }') ms; $(metric_value "$mf" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$mf" membership_notifier_durable_waits_total) reads that waited for a flush; $(metric_value "$mf" membership_notifier_polling_spells_total) polling spells ($(metric_value "$mf" membership_notifier_notify_contention_total) begun by commits queueing on the NOTIFY lock)."
     done
     echo
   } >>"$OUT/report.md"
