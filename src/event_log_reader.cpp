@@ -138,6 +138,9 @@ void EventLogReader::stop() {
   poll_timer_.cancel();
   if (conn_) conn_->close();
   conn_.reset();
+  if (mark_conn_) mark_conn_->close();
+  mark_conn_.reset();
+  marking_ = false;
 }
 
 void EventLogReader::stand_down(std::chrono::milliseconds timeout, std::function<void()> done) {
@@ -503,16 +506,39 @@ void EventLogReader::deliver(Batch batch, bool got_rows, const PgSnapshot& seen)
   adapt(got_rows, seen);
 }
 
-// Marks in passing (not durably, so that it costs no flush) how far this timeline is
-// delivered, at most every kMarkEvery: after a failover, the last mark that reached the new
-// primary says what of this reader's deliveries survived (take_server_state()).
+// Marks how far this timeline is delivered, at most every kMarkEvery, for a failover to tell
+// what of this reader's deliveries survived (take_server_state(), and offsets on resume). On a
+// connection of its own: the mark is durable, and its flush must not hold up the reads. (A mark
+// committed without a flush would make the next read wait for one: its WAL is then the
+// unflushed tail the read sees.)
 void EventLogReader::mark_delivered() {
   const auto now = std::chrono::steady_clock::now();
-  if (now - marked_ < kMarkEvery || !conn_) return;
+  if (now - marked_ < kMarkEvery || marking_) return;
   marked_ = now;
-  auto conn = conn_;
-  conn->query("SELECT membership_notifier.mark_delivered(false)", {}, [this, conn](PgResult r) {
-    if (conn == conn_ && !r.ok()) spdlog::warn("marking how far the log is delivered failed: {}", r.error());
+  marking_ = true;
+  auto send = [this](const std::shared_ptr<PgConnection>& c) {
+    c->query("SELECT membership_notifier.mark_delivered(true)", {}, [this, c](PgResult r) {
+      if (c != mark_conn_) return;
+      marking_ = false;
+      if (!r.ok()) spdlog::warn("marking how far the log is delivered failed: {}", r.error());
+    }, cfg_.db_timeout);
+  };
+  if (mark_conn_ && mark_conn_->connected()) return send(mark_conn_);
+  mark_conn_ = PgConnection::create(io_);
+  auto c = mark_conn_;
+  c->connect(cfg_.database_url, "membership-notifier marks", cfg_.db_timeout, [this, c, send](const std::string& err) {
+    if (c != mark_conn_) return;
+    if (!err.empty()) {
+      marking_ = false;
+      mark_conn_.reset();
+      return spdlog::warn("marking how far the log is delivered: connect failed: {}", err);
+    }
+    c->on_failure([this, c](const std::string&) {
+      if (c != mark_conn_) return;
+      marking_ = false;
+      mark_conn_.reset();  // made again at the next mark
+    });
+    send(c);
   });
 }
 

@@ -167,6 +167,8 @@ class EventLogReader {
   uint32_t timeline_ = 0;             // of the server connected to; 0 before the first connect
   DeliveryRecord delivered_;          // on timeline_, lately
   std::chrono::steady_clock::time_point marked_{};  // the last mark_delivered()
+  std::shared_ptr<PgConnection> mark_conn_;           // its connection, made on first use
+  bool marking_ = false;
   std::chrono::steady_clock::time_point forged_logged_{};
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;
