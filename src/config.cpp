@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "origin_policy.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -139,6 +141,23 @@ void register_serve_options(CLI::App& app, Config& c) {
   add_duration(app, "ping-interval", c.ping_interval, "Keepalive ping interval");
   add_duration(app, "ping-timeout", c.ping_timeout, "A peer that does not answer a ping within this is dropped");
   add_duration(app, "auth-timeout", c.auth_timeout, "Socket.IO: time allowed to send CONNECT");
+  add(app, "client-message-rate", c.client_message_rate,
+      "Messages per second a client may send, control frames (ping, pong, close) and Socket.IO packets "
+      "included, on average; a client over it (past --client-message-burst) is closed with 4029");
+  add(app, "client-message-burst", c.client_message_burst,
+      "Messages a client may send at once before --client-message-rate applies");
+  add(app, "max-unauthenticated", c.max_unauthenticated,
+      "Connections not yet authenticated held at once (HTTP handshake, Socket.IO before CONNECT); past "
+      "it the oldest is cut. 0: a tenth of --max-connections, at least 16");
+  add(app, "max-unauthenticated-per-address", c.max_unauthenticated_per_address,
+      "Connections not yet authenticated held at once per remote address; past it that address's "
+      "oldest is cut");
+  add(app, "max-connections-per-user", c.max_connections_per_user,
+      "Sockets one user may hold; more are refused (429 on /ws, connect_error on Socket.IO)");
+  add(app, "allowed-origins", c.allowed_origins,
+      "Comma-separated Origins allowed to open a socket: exact (https://app.example.com) or patterns "
+      "(https://*.example.com, *.example.com); others get 403. Empty: any; requests without Origin "
+      "(non-browser clients) are always allowed");
 
   add(app, "wake-mode", c.wake_mode_name,
       "How commits wake the sidecar: adaptive (NOTIFY only while this sidecar is idle), "
@@ -248,6 +267,27 @@ std::vector<std::string> load(Config& c) {
   }
 
   if (c.max_connections == 0) errors.push_back("--max-connections must be at least 1");
+  if (!(c.client_message_rate > 0) || c.client_message_rate > 1e6)
+    errors.push_back("--client-message-rate must be above 0 and at most 1000000");
+  if (c.client_message_burst < 1 || c.client_message_burst > 1000000)
+    errors.push_back("--client-message-burst must be between 1 and 1000000");
+  if (c.max_unauthenticated == 0) c.max_unauthenticated = std::max<size_t>(16, c.max_connections / 10);
+  if (c.max_unauthenticated_per_address == 0)
+    errors.push_back("--max-unauthenticated-per-address must be at least 1");
+  if (c.max_connections_per_user == 0) errors.push_back("--max-connections-per-user must be at least 1");
+  if (c.auth_timeout.count() < 100) errors.push_back("--auth-timeout must be at least 100ms");
+  c.allowed_origin_list.clear();
+  {
+    std::string item;
+    std::istringstream list(c.allowed_origins);
+    while (std::getline(list, item, ',')) {
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item.empty()) continue;
+      if (auto why = origin_pattern_error(item)) errors.push_back("--allowed-origins: " + *why);
+      else c.allowed_origin_list.push_back(item);
+    }
+  }
   if (c.max_message_bytes < 64) errors.push_back("--max-message-bytes must be at least 64");
   if (c.max_buffered_bytes < 4096) errors.push_back("--max-buffered-bytes must be at least 4096");
   if (c.socket_send_buffer < 4096 || c.socket_send_buffer > (64u << 20))

@@ -1,6 +1,7 @@
 #include "ws_server.h"
 
 #include "http_endpoints.h"
+#include "origin_policy.h"
 #include "plain_protocol.h"
 #include "request_target.h"
 #include "socketio_session.h"
@@ -13,6 +14,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <list>
 #include <random>
 #include <unordered_map>
 
@@ -51,9 +53,10 @@ struct WsConfig : public websocketpp::config::asio {
 using Server = websocketpp::server<WsConfig>;
 using ConnPtr = Server::connection_ptr;
 
-// Sockets beyond max_connections get an HTTP 503 while this many more are allowed in;
-// past that a new socket is closed the moment it is accepted, so file descriptors run out
-// neither here nor in websocketpp's accept loop (which spins on EMFILE).
+// Sockets beyond max_connections + max_unauthenticated (those being cut, refusals being
+// written) are allowed this many more; past that a new socket is closed the moment it is
+// accepted, so file descriptors run out neither here nor in websocketpp's accept loop (which
+// spins on EMFILE).
 constexpr size_t kHandshakeHeadroom = 64;
 // The admin listener (--admin-listen) serves probes, one short request each: past this many
 // open at once a new one is closed at accept, so it cannot be used to exhaust descriptors.
@@ -87,9 +90,126 @@ struct WsServer::Impl {
   SocketIoProtocol sio;
   std::minstd_rand rng{std::random_device{}()};
 
+  // Connections not yet authenticated, oldest first, and how many each remote address holds.
+  struct Unauthenticated {
+    const void* key;
+    websocketpp::connection_hdl hdl;
+    std::string address;
+  };
+  std::list<Unauthenticated> unauthenticated;
+  std::unordered_map<const void*, std::list<Unauthenticated>::iterator> unauthenticated_of;
+  std::unordered_map<std::string, size_t> unauthenticated_per_address;
+  size_t authenticated = 0;
+  std::unordered_map<std::string, size_t> sockets_per_user;
+
   Impl(WsServer& o, asio::io_context& i, const Config& c, Hub& h)
       : owner(o), io(i), cfg(c), hub(h), sweep(i), grace(i),
-        sio(c, o, h, [&o] { return o.jwt_; }) {}
+        sio(c, o, h, [&o] { return o.jwt_; },
+            SocketIoProtocol::Hooks{[this](Session& s) { return admit(s); },
+                                    [this](Session& s) { return may_reply(s); }}) {}
+
+  // ---- Connections not yet authenticated ----
+
+  void forget_unauthenticated(const void* key) {
+    auto it = unauthenticated_of.find(key);
+    if (it == unauthenticated_of.end()) return;
+    auto per = unauthenticated_per_address.find(it->second->address);
+    if (per != unauthenticated_per_address.end() && --per->second == 0) unauthenticated_per_address.erase(per);
+    unauthenticated.erase(it->second);
+    unauthenticated_of.erase(it);
+  }
+
+  // Cuts the connection at once (no close handshake: an idle peer would hold it for the
+  // close timeout); its termination handler frees the rest.
+  void cut(std::list<Unauthenticated>::iterator it) {
+    auto hdl = it->hdl;
+    forget_unauthenticated(it->key);
+    ++stats.unauthenticated_cut;
+    websocketpp::lib::error_code ec;
+    auto con = server.get_con_from_hdl(hdl, ec);
+    if (ec) return;
+    if (Session* s = session_of(con); s && s->phase != Phase::handshake) {
+      s->close_reason = "cut: newer unauthenticated connections";
+      s->phase = Phase::closing;
+    }
+    con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
+  }
+
+  // A new connection: it joins the unauthenticated, and past either cap the oldest of its
+  // address (or overall) makes room. Newest-wins: sockets that sit idle cannot keep out a
+  // client that is authenticating now, only race it (a handshake on a LAN takes a millisecond).
+  void admit_unauthenticated(const ConnPtr& con, std::string address) {
+    size_t& mine = unauthenticated_per_address[address];
+    if (mine >= cfg.max_unauthenticated_per_address) {
+      for (auto it = unauthenticated.begin(); it != unauthenticated.end(); ++it) {
+        if (it->address == address) {
+          cut(it);
+          break;
+        }
+      }
+    } else if (unauthenticated.size() >= cfg.max_unauthenticated) {
+      cut(unauthenticated.begin());
+    }
+    unauthenticated.push_back({con.get(), con->get_handle(), address});
+    unauthenticated_of[con.get()] = std::prev(unauthenticated.end());
+    ++unauthenticated_per_address[address];
+  }
+
+  // The session proved its user: count it in, or say why not.
+  const char* admit(Session& s) {
+    if (authenticated >= cfg.max_connections) return "over_capacity";
+    size_t& n = sockets_per_user[s.user_id];
+    if (n >= cfg.max_connections_per_user) {
+      if (n == 0) sockets_per_user.erase(s.user_id);
+      ++stats.refused_per_user;
+      return "too_many_connections";
+    }
+    ++n;
+    ++authenticated;
+    s.authenticated = true;
+    websocketpp::lib::error_code ec;
+    if (auto con = server.get_con_from_hdl(s.hdl, ec); !ec) forget_unauthenticated(con.get());
+    return nullptr;
+  }
+
+  void release(Session& s) {
+    if (!s.authenticated) return;
+    s.authenticated = false;
+    --authenticated;
+    auto it = sockets_per_user.find(s.user_id);
+    if (it != sockets_per_user.end() && --it->second == 0) sockets_per_user.erase(it);
+  }
+
+  // ---- What a client sends ----
+
+  // Every message and control frame takes a token; an empty bucket closes the client (4029).
+  bool take_message(Session& s, const ConnPtr& con) {
+    if (s.phase == Phase::closing) return false;
+    auto now = std::chrono::steady_clock::now();
+    double refill = std::chrono::duration<double>(now - s.tokens_at).count() * cfg.client_message_rate;
+    s.message_tokens = std::min(static_cast<double>(cfg.client_message_burst), s.message_tokens + refill);
+    s.tokens_at = now;
+    if (s.message_tokens >= 1) {
+      s.message_tokens -= 1;
+      return true;
+    }
+    ++stats.closed_too_many_messages;
+    // It is likely not reading either: a moment for the close handshake, not the usual 5 s.
+    con->set_close_handshake_timeout(1000);
+    owner.close(s, close_code::too_many_messages, "too many messages: over --client-message-rate");
+    return false;
+  }
+
+  // Replies to a client's own messages (pongs, error frames, acks) are not queued while it has
+  // more than its budget unsent: it is not reading them, and they would pile up.
+  bool may_reply(Session& s) {
+    websocketpp::lib::error_code ec;
+    auto con = server.get_con_from_hdl(s.hdl, ec);
+    if (ec) return false;
+    if (con->get_buffered_amount() <= cfg.max_buffered_bytes) return true;
+    ++stats.replies_withheld;
+    return false;
+  }
 
   Session* session_of(const ConnPtr& con) {
     auto it = sessions.find(con.get());
@@ -126,8 +246,15 @@ struct WsServer::Impl {
     server.set_open_handler([this](websocketpp::connection_hdl h) { on_open(h); });
     server.set_message_handler([this](websocketpp::connection_hdl h, Server::message_ptr m) { on_message(h, m); });
     server.set_pong_handler([this](websocketpp::connection_hdl h, std::string) {
-      if (auto* s = session_of(server.get_con_from_hdl(h))) s->ping_outstanding = false;
-      return;
+      auto con = server.get_con_from_hdl(h);
+      auto* s = session_of(con);
+      if (s && take_message(*s, con)) s->ping_outstanding = false;
+    });
+    // websocketpp answers every ping with a pong unless this returns false.
+    server.set_ping_handler([this](websocketpp::connection_hdl h, std::string) {
+      auto con = server.get_con_from_hdl(h);
+      auto* s = session_of(con);
+      return s && take_message(*s, con) && may_reply(*s);
     });
     server.set_http_handler([this](websocketpp::connection_hdl h) { on_http(h); });
   }
@@ -136,12 +263,14 @@ struct WsServer::Impl {
     ConnPtr con = server.get_con_from_hdl(h);
     ++stats.accepted;
     asio::error_code ec;
-    if (sockets >= cfg.max_connections + kHandshakeHeadroom || stopping) {
+    if (sockets >= cfg.max_connections + cfg.max_unauthenticated + kHandshakeHeadroom || stopping) {
       ++stats.refused_over_capacity;
       con->get_raw_socket().close(ec);  // fails the connection at once; its fd is freed now
       return;
     }
     ++sockets;
+    auto remote = con->get_raw_socket().remote_endpoint(ec);
+    admit_unauthenticated(con, ec ? std::string("?") : remote.address().to_string());
     con->get_raw_socket().set_option(asio::ip::tcp::no_delay(true), ec);
     // A fixed send buffer: left to autotuning, the kernel grows it to megabytes for a client
     // that stops reading, which hides the backlog from the budget and costs kernel memory.
@@ -157,6 +286,8 @@ struct WsServer::Impl {
     s->hdl = h;
     s->protocol = p;
     s->peer = con->get_remote_endpoint();
+    s->message_tokens = static_cast<double>(cfg.client_message_burst);
+    s->tokens_at = std::chrono::steady_clock::now();
     return s;
   }
 
@@ -169,7 +300,17 @@ struct WsServer::Impl {
              "WebSocket endpoints: /ws and /socket.io/");
       return false;
     }
-    if (stopping || sessions.size() >= cfg.max_connections) {
+    if (!cfg.allowed_origin_list.empty()) {
+      const std::string origin = con->get_request_header("Origin");
+      if (!origin.empty() && !origin_allowed(origin, cfg.allowed_origin_list)) {
+        ++stats.refused_origin;
+        spdlog::info("refused {}: origin not allowed", con->get_remote_endpoint());
+        reject(con, websocketpp::http::status_code::forbidden, "origin_not_allowed",
+               "this Origin may not open a socket here (--allowed-origins)");
+        return false;
+      }
+    }
+    if (stopping || authenticated >= cfg.max_connections) {
       ++stats.refused_over_capacity;
       reject(con, websocketpp::http::status_code::service_unavailable, "over_capacity",
              "connection limit reached; try again later");
@@ -212,6 +353,20 @@ struct WsServer::Impl {
     }
     auto s = new_session(h, con, Protocol::plain);
     s->user_id = outcome.user_id;
+    s->valid_until = outcome.valid_until;
+    if (const char* refused = admit(*s)) {
+      if (std::string(refused) == "over_capacity") {
+        ++stats.refused_over_capacity;
+        reject(con, websocketpp::http::status_code::service_unavailable, "over_capacity",
+               "connection limit reached; try again later");
+      } else {
+        spdlog::info("refused {}: user {} has --max-connections-per-user sockets", con->get_remote_endpoint(),
+                     s->user_id);
+        reject(con, websocketpp::http::status_code::too_many_requests, "too_many_connections",
+               "this user has as many sockets open as --max-connections-per-user allows");
+      }
+      return false;
+    }
     if (target.has("offset")) {
       s->resume_requested = true;
       auto offset = decode_offset(target.single("offset").value_or(""));
@@ -247,15 +402,41 @@ struct WsServer::Impl {
     ConnPtr con = server.get_con_from_hdl(h);
     Session* s = session_of(con);
     if (!s || s->phase == Phase::closing) return;
+    if (!take_message(*s, con)) return;
     if (s->protocol == Protocol::socketio && msg->get_opcode() == websocketpp::frame::opcode::text) {
       return sio.on_text(*s, msg->get_payload());
     }
-    ++stats.bad_messages;
     if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+      ++stats.bad_messages;
       return owner.close(*s, websocketpp::close::status::unsupported_data, "binary frames are not accepted");
     }
-    // Clients of /ws have nothing to say; tell them so, once per message, and carry on.
-    owner.send(*s, plain::error_frame("unexpected_message", "this endpoint accepts no messages"));
+    auto m = plain::parse_client_message(msg->get_payload());
+    if (m.kind == plain::ClientMessage::refresh) return refresh(*s, m.token);
+    ++stats.bad_messages;
+    if (m.kind == plain::ClientMessage::invalid) {
+      spdlog::info("refresh refused session={} user={}: {}", s->serial, s->user_id, m.error);
+      return owner.close(*s, close_code::refresh_refused, "refresh refused: " + m.error);
+    }
+    // Anything else: say so, once per message, and carry on.
+    if (may_reply(*s))
+      owner.send(*s, plain::error_frame("unexpected_message", "this endpoint accepts only {\"event\":\"refresh\"}"));
+  }
+
+  // /ws: a new token for the open socket. It must verify now (with the keys in force now) and
+  // name the same user; then the socket lives until its exp instead.
+  void refresh(Session& s, const std::string& token) {
+    auto outcome = owner.jwt_->verify(token, std::chrono::system_clock::now());
+    std::string why;
+    if (!outcome.ok) why = "invalid token (" + outcome.error + ")";
+    else if (outcome.user_id != s.user_id) why = "the token names another user";
+    if (!why.empty()) {
+      ++stats.refreshes_refused;
+      spdlog::info("refresh refused session={} user={}: {}", s.serial, s.user_id, why);
+      return owner.close(s, close_code::refresh_refused, "refresh refused: " + why);
+    }
+    ++stats.refreshes;
+    s.valid_until = outcome.valid_until;
+    if (may_reply(s)) owner.send(s, plain::refreshed_frame(outcome.valid_until));
   }
 
   void setup_admin() {
@@ -298,6 +479,12 @@ struct WsServer::Impl {
 
   void on_terminated(const ConnPtr& con) {
     --sockets;
+    forget_unauthenticated(con.get());
+    // websocketpp only shuts the socket down, and goes on reading (and parsing) whatever a
+    // peer keeps sending after the end until it stops: close it, so the descriptor and the
+    // connection are freed now and a flooder's next write meets a reset.
+    asio::error_code ignored;
+    con->get_raw_socket().close(ignored);
     auto it = sessions.find(con.get());
     if (it == sessions.end()) {
       maybe_drained();
@@ -305,6 +492,7 @@ struct WsServer::Impl {
     }
     Session& s = *it->second;
     hub.close(s);
+    release(s);
     if (s.phase == Phase::handshake) {
       ++stats.handshakes_failed;
     } else {
@@ -349,12 +537,17 @@ struct WsServer::Impl {
   // peer that has not answered within ping_timeout is dropped.
   void keepalive() {
     auto now = std::chrono::steady_clock::now();
-    std::vector<Session*> dead, timed_out_auth, pinged;
+    const double wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    std::vector<Session*> dead, timed_out_auth, pinged, expired;
     for (auto& [key, sp] : sessions) {
       Session& s = *sp;
       if (s.phase == Phase::handshake || s.phase == Phase::closing) continue;
       if (s.phase == Phase::awaiting_auth && now - s.opened_at > cfg.auth_timeout) {
         timed_out_auth.push_back(&s);
+        continue;
+      }
+      if (s.valid_until && wall > *s.valid_until) {
+        expired.push_back(&s);
         continue;
       }
       if (s.ping_outstanding) {
@@ -378,6 +571,11 @@ struct WsServer::Impl {
     // (hub.h). After the loop: a send may close its session.
     for (Session* s : pinged) hub.refresh_position(*s);
     for (Session* s : timed_out_auth) owner.close(*s, websocketpp::close::status::policy_violation, "no CONNECT packet within auth timeout");
+    for (Session* s : expired) {
+      ++stats.tokens_expired;
+      s->valid_until.reset();
+      owner.close(*s, close_code::token_expired, "token expired; reconnect with a new token, or refresh it before exp");
+    }
     for (Session* s : dead) {
       ++stats.ping_timeouts;
       // A peer that does not answer pings is unlikely to answer a close handshake: say why
@@ -506,6 +704,7 @@ void WsServer::shutdown(uint16_t code, const std::string& reason, std::chrono::m
 
 size_t WsServer::open_sockets() const { return impl_->sockets; }
 size_t WsServer::sessions() const { return impl_->sessions.size(); }
+size_t WsServer::unauthenticated() const { return impl_->unauthenticated.size(); }
 const ServerStats& WsServer::stats() const { return impl_->stats; }
 
 }  // namespace mn
