@@ -135,11 +135,12 @@ struct WsServer::Impl {
     con->terminate(websocketpp::error::make_error_code(websocketpp::error::general));
   }
 
-  // A new connection: it joins the unauthenticated, and past either cap the oldest of its
-  // address (or overall) makes room. Newest-wins: sockets that sit idle cannot keep out a
-  // client that is authenticating now, only race it (a handshake on a LAN takes a millisecond).
-  void admit_unauthenticated(const ConnPtr& con, std::string address) {
-    size_t& mine = unauthenticated_per_address[address];
+  // A new connection joins the unauthenticated. Past its address's cap, that address's oldest
+  // makes room; past the overall cap, the oldest of the address holding the most. Newest-wins:
+  // idle sockets cannot keep out a client that is authenticating now, and those from one
+  // address (or a few) cut their own, not a client's from elsewhere, however fast they churn.
+  void admit_unauthenticated(const ConnPtr& con, const std::string& address) {
+    const size_t mine = unauthenticated_per_address[address];
     if (mine >= cfg.max_unauthenticated_per_address) {
       for (auto it = unauthenticated.begin(); it != unauthenticated.end(); ++it) {
         if (it->address == address) {
@@ -148,7 +149,14 @@ struct WsServer::Impl {
         }
       }
     } else if (unauthenticated.size() >= cfg.max_unauthenticated) {
-      cut(unauthenticated.begin());
+      size_t most = 0;
+      for (const auto& [addr, n] : unauthenticated_per_address) most = std::max(most, n);
+      for (auto it = unauthenticated.begin(); it != unauthenticated.end(); ++it) {
+        if (unauthenticated_per_address[it->address] == most) {
+          cut(it);
+          break;
+        }
+      }
     }
     unauthenticated.push_back({con.get(), con->get_handle(), address});
     unauthenticated_of[con.get()] = std::prev(unauthenticated.end());
@@ -464,7 +472,20 @@ struct WsServer::Impl {
     admin.set_http_handler([this](websocketpp::connection_hdl h) { answer_http(admin.get_con_from_hdl(h)); });
   }
 
-  void on_http(websocketpp::connection_hdl h) { answer_http(server.get_con_from_hdl(h)); }
+  void on_http(websocketpp::connection_hdl h) {
+    ConnPtr con = server.get_con_from_hdl(h);
+    // With an admin address, what tells about the service (readiness, metrics) stays off the
+    // public port; liveness stays on both.
+    if (!cfg.admin_listen.empty()) {
+      auto target = RequestTarget::parse(con->get_resource());
+      if (target.path == "/metrics" || target.path == "/readyz") {
+        reject(con, websocketpp::http::status_code::not_found, "not_found",
+               "/metrics and /readyz are served on the admin address (--admin-listen) only");
+        return;
+      }
+    }
+    answer_http(con);
+  }
 
   void answer_http(const ConnPtr& con) {
     auto target = RequestTarget::parse(con->get_resource());
