@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "origin_policy.h"
+#include "tls_context.h"
 
 #include <algorithm>
 #include <cctype>
@@ -117,6 +118,9 @@ void register_serve_options(CLI::App& app, Config& c) {
       "Also serve /healthz, /readyz and /metrics (only) on this host:port, for probes that must get "
       "through when the public port is full (empty: none)");
 
+  add(app, "tls-cert-file", c.tls_cert_file,
+      "Serve wss:// with this PEM certificate chain (TLS 1.2+; with --tls-key-file; empty: plain ws://)", true);
+  add(app, "tls-key-file", c.tls_key_file, "PEM private key of --tls-cert-file", true);
   add(app, "jwt-algorithm", c.jwt_algorithm, "The one JWT algorithm accepted: HS256, RS256 or ES256", true);
   add(app, "jwt-secret-file", c.jwt_secret_file,
       "File holding the HS256 secret (or set MEMBERSHIP_NOTIFIER_JWT_SECRET)", true);
@@ -224,6 +228,16 @@ std::vector<std::string> load(Config& c) {
   std::vector<std::string> errors;
   parse_address("listen", c.listen, c.listen_host, c.listen_port, errors);
   if (!c.admin_listen.empty()) parse_address("admin-listen", c.admin_listen, c.admin_host, c.admin_port, errors);
+
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    errors.push_back("--tls-cert-file and --tls-key-file go together");
+  } else if (!c.tls_cert_file.empty()) {
+    try {
+      make_tls_context(c.tls_cert_file, c.tls_key_file);
+    } catch (const std::exception& e) {
+      errors.push_back(e.what());
+    }
+  }
 
   if (auto mode = parse_wake_mode(c.wake_mode_name)) c.wake_mode = *mode;
   else errors.push_back("--wake-mode must be notify, adaptive or poll, got '" + c.wake_mode_name + "'");

@@ -44,6 +44,9 @@ struct Config {
   std::string admin_listen;
   std::string admin_host;
   uint16_t admin_port = 0;
+  // TLS on the public port (both or neither); reloaded on SIGHUP for new connections.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   // Authentication (reloadable)
   std::string jwt_algorithm = "HS256";

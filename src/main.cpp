@@ -173,6 +173,14 @@ int serve(const Config& cfg_in, const std::function<std::optional<Config>()>& re
       if (auto fresh = reparse()) {
         cfg.jwt = fresh->jwt;
         server.set_jwt(std::make_shared<const JwtVerifier>(fresh->jwt));
+        if (!cfg.tls_cert_file.empty()) {
+          try {
+            server.reload_tls(fresh->tls_cert_file, fresh->tls_key_file);
+            spdlog::info("reloaded the TLS certificate for new connections");
+          } catch (const std::exception& e) {
+            spdlog::error("TLS reload failed, keeping the running certificate: {}", e.what());
+          }
+        }
         spdlog::set_level(spdlog::level::from_str(fresh->log_level));
         spdlog::info("reloaded JWT settings and log level");
       } else {

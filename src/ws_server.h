@@ -2,6 +2,8 @@
 //   /ws          the plain JSON protocol (plain_protocol.h)
 //   /socket.io/  Socket.IO over Engine.IO's WebSocket transport (socketio_codec.h)
 //   /healthz, /readyz, /metrics  over plain HTTP (http_endpoints.h)
+// over TCP, or over TLS 1.2+ when --tls-cert-file is set (the same code either way, ImplFor
+// a websocketpp config).
 // It authenticates at the handshake (a bad token never gets a socket, let alone a room), owns
 // every Session, enforces the limits (connections, per user, unauthenticated ones overall and
 // per address, message size and rate, handshake time, unsent bytes per connection, keepalive,
@@ -71,6 +73,10 @@ class WsServer : public Transport {
   void shutdown(uint16_t code, const std::string& reason, std::chrono::milliseconds grace,
                 std::function<void()> done);
 
+  // TLS: new connections get the certificate and key in these files now; open ones keep theirs.
+  // Throws std::runtime_error (keeping the old ones) if they do not load.
+  void reload_tls(const std::string& cert_file, const std::string& key_file);
+
   void begin_turn() override { ++turn_; }
   SendResult send(Session& s, const std::string& frame) override;
   void close(Session& s, uint16_t code, const std::string& reason) override;
@@ -82,6 +88,8 @@ class WsServer : public Transport {
 
  private:
   struct Impl;
+  template <class Cfg>
+  struct ImplFor;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<const JwtVerifier> jwt_;
   uint64_t turn_ = 1;
