@@ -550,7 +550,11 @@ struct WsServer::ImplFor final : WsServer::Impl {
         return;
       }
       ++admin_sockets;
-      con->set_termination_handler([this](AdminServer::connection_ptr) { --admin_sockets; });
+      con->set_termination_handler([this](AdminServer::connection_ptr c) {
+        --admin_sockets;
+        asio::error_code ignored;
+        c->get_raw_socket().close(ignored);  // as on_terminated: websocketpp would go on reading
+      });
     });
     admin.set_validate_handler([this](websocketpp::connection_hdl h) {
       reject(admin.get_con_from_hdl(h), websocketpp::http::status_code::not_found, "not_found",
