@@ -67,8 +67,8 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const History& 
           "Pongs and replies not queued because their client had too much unsent", static_cast<double>(s.replies_withheld));
   counter("membership_notifier_tokens_expired_total", "Sockets closed (4001) when their token expired",
           static_cast<double>(s.tokens_expired));
-  counter("membership_notifier_refreshes_total", "In-band token refreshes accepted on /ws", static_cast<double>(s.refreshes));
-  counter("membership_notifier_refreshes_refused_total", "In-band token refreshes refused on /ws (4003)",
+  counter("membership_notifier_refreshes_total", "In-band token refreshes accepted", static_cast<double>(s.refreshes));
+  counter("membership_notifier_refreshes_refused_total", "In-band token refreshes refused (4003)",
           static_cast<double>(s.refreshes_refused));
   counter("membership_notifier_events_total", "Log rows mapped to events", static_cast<double>(h.events_mapped));
   counter("membership_notifier_events_unmappable_total", "Log rows that could not be mapped", static_cast<double>(h.events_unmappable));

@@ -158,16 +158,19 @@ void SocketIoProtocol::on_refresh(Session& s, const socketio::Parsed& p) {
     if (!outcome.ok) {
       why = "invalid token (" + outcome.error + ")";
     } else if (outcome.user_id != s.user_id) {
+      hooks_.refreshed(false);
       answer(R"({"ok":false,"code":"another_user"})");
       spdlog::info("refresh refused session={} user={}: the token names another user", s.serial, s.user_id);
       return transport_.close(s, close_code::refresh_refused, "refresh refused: the token names another user");
     } else {
       s.valid_until = outcome.valid_until;
+      hooks_.refreshed(true);
       nlohmann::json reply = {{"ok", true}, {"validUntil", nullptr}};
       if (outcome.valid_until) reply["validUntil"] = static_cast<long long>(std::min(*outcome.valid_until, 1e15));
       return answer(reply.dump());
     }
   }
+  hooks_.refreshed(false);
   answer(R"({"ok":false,"code":"invalid_token"})");
   spdlog::info("refresh refused session={} user={}: {}", s.serial, s.user_id, why);
   transport_.close(s, close_code::refresh_refused, "refresh refused: " + why);

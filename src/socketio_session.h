@@ -54,6 +54,8 @@ class SocketIoProtocol {
     // Whether a reply to the client's own packet may be queued: not while it has more unsent
     // than its budget (it is not reading, and replies would pile up).
     std::function<bool(Session&)> may_reply;
+    // An in-band token refresh was accepted (true) or refused (false), for the metrics.
+    std::function<void(bool)> refreshed;
   };
 
   SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt, Hooks hooks);

@@ -183,7 +183,8 @@ struct WsServer::ImplFor final : WsServer::Impl {
       : owner(o), io(i), cfg(c), hub(h), sweep(i), grace(i),
         sio(c, o, h, [&o] { return o.jwt_; },
             SocketIoProtocol::Hooks{[this](Session& s) { return admit(s); },
-                                    [this](Session& s) { return may_reply(s); }}) {}
+                                    [this](Session& s) { return may_reply(s); },
+                                    [this](bool ok) { ++(ok ? stats_.refreshes : stats_.refreshes_refused); }}) {}
 
   // ---- Connections not yet authenticated ----
 
@@ -510,6 +511,7 @@ struct WsServer::ImplFor final : WsServer::Impl {
     if (m.kind == plain::ClientMessage::refresh) return refresh(*s, m.token);
     ++stats_.bad_messages;
     if (m.kind == plain::ClientMessage::invalid) {
+      ++stats_.refreshes_refused;
       spdlog::info("refresh refused session={} user={}: {}", s->serial, s->user_id, m.error);
       return owner.close(*s, close_code::refresh_refused, "refresh refused: " + m.error);
     }

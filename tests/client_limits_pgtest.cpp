@@ -277,6 +277,26 @@ TEST_F(ClientLimitsTest, AClientUnderTheMessageRateIsServedAndAnsweredAndOneOver
   EXPECT_NE(reason.find("too many messages"), std::string::npos) << reason;
 }
 
+// Under the rate but never reading: pongs stop being queued once the client has its budget
+// unsent, so what it makes the server hold stays within --max-buffered-bytes.
+TEST_F(ClientLimitsTest, PongsAreWithheldFromAClientThatPingsUnderTheRateButDoesNotReadOnceItsBudgetIsUnsent) {
+  start_sidecar({"--client-message-rate", "200", "--client-message-burst", "200", "--max-buffered-bytes", "4096",
+                 "--socket-send-buffer", "4096"});
+  auto c = RawTcpWsClient::connect(port(), ws_path("u2"), {}, 4096);
+  ASSERT_TRUE(c->handshake_ok());
+  const std::string ping = RawTcpWsClient::make_frame(kPing, std::string(125, 'p'));
+  const long before = rss_kib(sidecar().pid());
+  double withheld = 0;
+  for (auto until = Clock::now() + 10s; Clock::now() < until && withheld == 0;) {
+    for (int i = 0; i < 15; ++i) ASSERT_TRUE(c->send_raw_bytes(ping));
+    std::this_thread::sleep_for(100ms);  // 150 a second, under the rate
+    withheld = metric(metrics(), "membership_notifier_replies_withheld_total");
+  }
+  EXPECT_GT(withheld, 0) << "pongs were queued without bound";
+  EXPECT_LT(rss_kib(sidecar().pid()) - before, 1024);
+  EXPECT_EQ(metric(metrics(), "membership_notifier_closed_too_many_messages_total"), 0);
+}
+
 // ---- Connections that have not authenticated ---------------------------------------------
 
 // Issue 24's attack: 200 idle sockets held with --max-connections 200 kept 46 of 50 valid
@@ -460,6 +480,7 @@ TEST_F(TokenLifetimeTest, ARefreshOnWsNamingAnotherUserOrNotVerifyingClosesTheSo
     EXPECT_EQ(close_code_of(*c, 5s, &reason), 4003) << k.what;
     EXPECT_NE(reason.find(k.reason), std::string::npos) << k.what << ": " << reason;
   }
+  EXPECT_EQ(metric(metrics(), "membership_notifier_refreshes_refused_total"), 4);
 }
 
 TEST_F(TokenLifetimeTest, AStockSocketIoClientRefreshesItsTokenWithAnAcknowledgedEventAndStaysConnected) {
@@ -475,6 +496,7 @@ TEST_F(TokenLifetimeTest, AStockSocketIoClientRefreshesItsTokenWithAnAcknowledge
   for (const Json& r : client.during(4s)) EXPECT_NE(r.value("type", ""), "disconnect") << r.dump();
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   EXPECT_EQ(client.expect_event("channel.joined").value("channelId", ""), "c1");
+  EXPECT_EQ(metric(metrics(), "membership_notifier_refreshes_total"), 1);
 }
 
 TEST_F(TokenLifetimeTest, ASocketIoSocketIsClosedAtExpiryAndARefreshNamingAnotherUserIsRefusedAndClosed) {
@@ -494,6 +516,7 @@ TEST_F(TokenLifetimeTest, ASocketIoSocketIsClosedAtExpiryAndARefreshNamingAnothe
   EXPECT_EQ(expiring.expect("disconnect", 6s).value("reason", ""), "transport close");
   EXPECT_LT(Clock::now() - start, 4s);
   EXPECT_TRUE(sidecar().wait_for_log("reason=\"token expired", 2s)) << sidecar().log();
+  EXPECT_EQ(metric(metrics(), "membership_notifier_refreshes_refused_total"), 1);
 }
 
 TEST_F(TokenLifetimeTest, AfterAKeyRotationOnSighupAnOpenSocketRefreshesWithTheNewKeyAndNotTheOld) {
