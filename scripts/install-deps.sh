@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libgtest-dev
   nlohmann-json3-dev libcli11-dev libjwt-dev libssl-dev libsystemd-dev
   postgresql postgresql-contrib postgresql-client
-  python3 curl ca-certificates procps util-linux systemd
+  python3 curl ca-certificates openssl procps util-linux systemd
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include "origin_policy.h"
+#include "tls_context.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -115,6 +118,9 @@ void register_serve_options(CLI::App& app, Config& c) {
       "Also serve /healthz, /readyz and /metrics (only) on this host:port, for probes that must get "
       "through when the public port is full (empty: none)");
 
+  add(app, "tls-cert-file", c.tls_cert_file,
+      "Serve wss:// with this PEM certificate chain (TLS 1.2+; with --tls-key-file; empty: plain ws://)", true);
+  add(app, "tls-key-file", c.tls_key_file, "PEM private key of --tls-cert-file", true);
   add(app, "jwt-algorithm", c.jwt_algorithm, "The one JWT algorithm accepted: HS256, RS256 or ES256", true);
   add(app, "jwt-secret-file", c.jwt_secret_file,
       "File holding the HS256 secret (or set MEMBERSHIP_NOTIFIER_JWT_SECRET)", true);
@@ -139,6 +145,23 @@ void register_serve_options(CLI::App& app, Config& c) {
   add_duration(app, "ping-interval", c.ping_interval, "Keepalive ping interval");
   add_duration(app, "ping-timeout", c.ping_timeout, "A peer that does not answer a ping within this is dropped");
   add_duration(app, "auth-timeout", c.auth_timeout, "Socket.IO: time allowed to send CONNECT");
+  add(app, "client-message-rate", c.client_message_rate,
+      "Messages per second a client may send, control frames (ping, pong, close) and Socket.IO packets "
+      "included, on average; a client over it (past --client-message-burst) is closed with 4029");
+  add(app, "client-message-burst", c.client_message_burst,
+      "Messages a client may send at once before --client-message-rate applies");
+  add(app, "max-unauthenticated", c.max_unauthenticated,
+      "Connections not yet authenticated held at once (HTTP handshake, Socket.IO before CONNECT); past "
+      "it the oldest is cut. 0: a tenth of --max-connections, at least 16");
+  add(app, "max-unauthenticated-per-address", c.max_unauthenticated_per_address,
+      "Connections not yet authenticated held at once per remote address; past it that address's "
+      "oldest is cut");
+  add(app, "max-connections-per-user", c.max_connections_per_user,
+      "Sockets one user may hold; more are refused (429 on /ws, connect_error on Socket.IO)");
+  add(app, "allowed-origins", c.allowed_origins,
+      "Comma-separated Origins allowed to open a socket: exact (https://app.example.com) or patterns "
+      "(https://*.example.com, *.example.com); others get 403. Empty: any; requests without Origin "
+      "(non-browser clients) are always allowed");
 
   add(app, "wake-mode", c.wake_mode_name,
       "How commits wake the sidecar: adaptive (NOTIFY only while this sidecar is idle), "
@@ -209,6 +232,16 @@ std::vector<std::string> load(Config& c) {
   parse_address("listen", c.listen, c.listen_host, c.listen_port, errors);
   if (!c.admin_listen.empty()) parse_address("admin-listen", c.admin_listen, c.admin_host, c.admin_port, errors);
 
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    errors.push_back("--tls-cert-file and --tls-key-file go together");
+  } else if (!c.tls_cert_file.empty()) {
+    try {
+      make_tls_context(c.tls_cert_file, c.tls_key_file);
+    } catch (const std::exception& e) {
+      errors.push_back(e.what());
+    }
+  }
+
   if (auto mode = parse_wake_mode(c.wake_mode_name)) c.wake_mode = *mode;
   else errors.push_back("--wake-mode must be notify, adaptive or poll, got '" + c.wake_mode_name + "'");
 
@@ -251,6 +284,27 @@ std::vector<std::string> load(Config& c) {
   }
 
   if (c.max_connections == 0) errors.push_back("--max-connections must be at least 1");
+  if (!(c.client_message_rate > 0) || c.client_message_rate > 1e6)
+    errors.push_back("--client-message-rate must be above 0 and at most 1000000");
+  if (c.client_message_burst < 1 || c.client_message_burst > 1000000)
+    errors.push_back("--client-message-burst must be between 1 and 1000000");
+  if (c.max_unauthenticated == 0) c.max_unauthenticated = std::max<size_t>(16, c.max_connections / 10);
+  if (c.max_unauthenticated_per_address == 0)
+    errors.push_back("--max-unauthenticated-per-address must be at least 1");
+  if (c.max_connections_per_user == 0) errors.push_back("--max-connections-per-user must be at least 1");
+  if (c.auth_timeout.count() < 100) errors.push_back("--auth-timeout must be at least 100ms");
+  c.allowed_origin_list.clear();
+  {
+    std::string item;
+    std::istringstream list(c.allowed_origins);
+    while (std::getline(list, item, ',')) {
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item.empty()) continue;
+      if (auto why = origin_pattern_error(item)) errors.push_back("--allowed-origins: " + *why);
+      else c.allowed_origin_list.push_back(item);
+    }
+  }
   if (c.max_message_bytes < 64) errors.push_back("--max-message-bytes must be at least 64");
   if (c.max_buffered_bytes < 4096) errors.push_back("--max-buffered-bytes must be at least 4096");
   if (c.socket_send_buffer < 4096 || c.socket_send_buffer > (64u << 20))

@@ -44,6 +44,9 @@ struct Config {
   std::string admin_listen;
   std::string admin_host;
   uint16_t admin_port = 0;
+  // TLS on the public port (both or neither); reloaded on SIGHUP for new connections.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   // Authentication (reloadable)
   std::string jwt_algorithm = "HS256";
@@ -66,7 +69,24 @@ struct Config {
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds ping_timeout{20000};
-  std::chrono::milliseconds auth_timeout{10000};  // Socket.IO: time to send CONNECT
+  std::chrono::milliseconds auth_timeout{5000};  // Socket.IO: time to send CONNECT
+  // Per client, whatever it sends (data messages, pings, pongs, Socket.IO packets): a token
+  // bucket of `client_message_burst` refilled at `client_message_rate` per second; a client
+  // that empties it is closed (4029). Each message may make the server queue a reply (a
+  // pong, an error frame), so this bounds what a client can make the server hold.
+  double client_message_rate = 10;
+  size_t client_message_burst = 50;
+  // Connections not yet authenticated (in the HTTP handshake, or Socket.IO before CONNECT):
+  // at most this many at once (0: a tenth of max_connections, at least 16), and this many per
+  // remote address. A new one past either cap pushes out the oldest (of that address, or
+  // overall), so idle ones can delay an authenticating client by no more than their own
+  // turnover and never keep it out.
+  size_t max_unauthenticated = 0;
+  size_t max_unauthenticated_per_address = 16;
+  size_t max_connections_per_user = 32;
+  // Origin allow-list (comma-separated exact origins and *.domain patterns); empty: any.
+  std::string allowed_origins;
+  std::vector<std::string> allowed_origin_list;  // filled by load()
 
   // The log and how the sidecar is woken
   std::string wake_mode_name = "adaptive";

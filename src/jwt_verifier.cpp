@@ -48,7 +48,7 @@ using JwtPtr = std::unique_ptr<jwt_t, Deleter<jwt_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free>>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 
-JwtOutcome refuse(const char* error) { return JwtOutcome{false, {}, error}; }
+JwtOutcome refuse(const char* error) { return JwtOutcome{false, {}, error, std::nullopt}; }
 
 jwt_alg_t libjwt_alg(JwtAlgorithm a) {
   return a == JwtAlgorithm::HS256   ? JWT_ALG_HS256
@@ -201,7 +201,9 @@ JwtOutcome check_claims(const json& claims, const JwtSettings& s,
   for (const char c : user_id) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) return refuse("invalid user claim");
   }
-  return JwtOutcome{true, std::move(user_id), {}};
+  JwtOutcome ok{true, std::move(user_id), {}, std::nullopt};
+  if (exp) ok.valid_until = *exp + leeway;
+  return ok;
 }
 
 }  // namespace

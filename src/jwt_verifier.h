@@ -29,6 +29,8 @@ struct JwtOutcome {
   bool ok = false;
   std::string user_id;
   std::string error;  // short and fixed, safe to log: never echoes the token or its claims
+  // ok with an `exp`: the moment (seconds since the epoch) it stops verifying, exp + leeway.
+  std::optional<double> valid_until;
 };
 
 class JwtVerifier {

@@ -53,6 +53,23 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const History& 
   counter("membership_notifier_refused_capacity_total", "Connections refused over the limit", static_cast<double>(s.refused_over_capacity));
   counter("membership_notifier_bad_messages_total", "Client messages that were refused", static_cast<double>(s.bad_messages));
   counter("membership_notifier_ping_timeouts_total", "Peers dropped for not answering pings", static_cast<double>(s.ping_timeouts));
+  gauge("membership_notifier_unauthenticated", "Connections not yet authenticated", static_cast<double>(server.unauthenticated()));
+  counter("membership_notifier_unauthenticated_cut_total",
+          "Unauthenticated connections cut to make room for newer ones (--max-unauthenticated, per address)",
+          static_cast<double>(s.unauthenticated_cut));
+  counter("membership_notifier_refused_per_user_total", "Connections refused over --max-connections-per-user",
+          static_cast<double>(s.refused_per_user));
+  counter("membership_notifier_refused_origin_total", "Handshakes refused with 403 for their Origin",
+          static_cast<double>(s.refused_origin));
+  counter("membership_notifier_closed_too_many_messages_total", "Clients closed (4029) for sending too many messages",
+          static_cast<double>(s.closed_too_many_messages));
+  counter("membership_notifier_replies_withheld_total",
+          "Pongs and replies not queued because their client had too much unsent", static_cast<double>(s.replies_withheld));
+  counter("membership_notifier_tokens_expired_total", "Sockets closed (4001) when their token expired",
+          static_cast<double>(s.tokens_expired));
+  counter("membership_notifier_refreshes_total", "In-band token refreshes accepted", static_cast<double>(s.refreshes));
+  counter("membership_notifier_refreshes_refused_total", "In-band token refreshes refused (4003)",
+          static_cast<double>(s.refreshes_refused));
   counter("membership_notifier_events_total", "Log rows mapped to events", static_cast<double>(h.events_mapped));
   counter("membership_notifier_events_unmappable_total", "Log rows that could not be mapped", static_cast<double>(h.events_unmappable));
   counter("membership_notifier_frames_sent_total", "Frames handed to client connections", static_cast<double>(h.frames_sent));
@@ -109,7 +126,7 @@ std::string check_fd_limit(const Config& cfg, bool raise) {
     setrlimit(RLIMIT_NOFILE, &lim);
     getrlimit(RLIMIT_NOFILE, &lim);
   }
-  rlim_t need = cfg.max_connections + 64 + kReservedFds;
+  rlim_t need = cfg.max_connections + cfg.max_unauthenticated + 64 + kReservedFds;
   rlim_t have = raise ? lim.rlim_cur : lim.rlim_max;
   if (have < need)
     return "--max-connections " + std::to_string(cfg.max_connections) + " needs an open-file limit of at least " +
@@ -162,6 +179,14 @@ int serve(const Config& cfg_in, const std::function<std::optional<Config>()>& re
       if (auto fresh = reparse()) {
         cfg.jwt = fresh->jwt;
         server.set_jwt(std::make_shared<const JwtVerifier>(fresh->jwt));
+        if (!cfg.tls_cert_file.empty()) {
+          try {
+            server.reload_tls(fresh->tls_cert_file, fresh->tls_key_file);
+            spdlog::info("reloaded the TLS certificate for new connections");
+          } catch (const std::exception& e) {
+            spdlog::error("TLS reload failed, keeping the running certificate: {}", e.what());
+          }
+        }
         spdlog::set_level(spdlog::level::from_str(fresh->log_level));
         spdlog::info("reloaded JWT settings and log level");
       } else {

@@ -59,4 +59,36 @@ std::string error_frame(const std::string& code, const std::string& message) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string refreshed_frame(std::optional<double> expires_at) {
+  nlohmann::ordered_json j = {{"event", "refreshed"},
+                              {"data", {{"validUntil", expires_at ? nlohmann::ordered_json(static_cast<long long>(std::min(*expires_at, 1e15)))
+                                                                 : nlohmann::ordered_json(nullptr)}}}};
+  return j.dump();
+}
+
+ClientMessage parse_client_message(const std::string& text) {
+  ClientMessage m;
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return m;
+  auto event = j.find("event");
+  if (event == j.end() || !event->is_string() || *event != "refresh") return m;
+  m.kind = ClientMessage::invalid;
+  auto data = j.find("data");
+  if (data == j.end() || !data->is_object()) {
+    m.error = "refresh without data";
+    return m;
+  }
+  auto token = data->find("token");
+  if (token == data->end() || !token->is_string() || token->get_ref<const std::string&>().empty()) {
+    m.error = "refresh without a token";
+    return m;
+  }
+  m.token = token->get<std::string>();
+  static const std::string prefix = "Bearer ";
+  if (m.token.size() > prefix.size() && m.token.compare(0, prefix.size(), prefix) == 0)
+    m.token.erase(0, prefix.size());
+  m.kind = ClientMessage::refresh;
+  return m;
+}
+
 }  // namespace mn::plain

@@ -5,8 +5,11 @@
 // "id" names the change (its row in the event log): a client drops a frame whose id it has
 // already applied. "offset" is where to resume from after this frame.
 //   {"event":"error","data":{"code":"…","message":"…"}}
-// Clients send nothing; what they send anyway gets an error frame or a close code.
-// Pure string building, no I/O.
+// Clients send one message, a new token for the open socket before its token expires:
+//   {"event":"refresh","data":{"token":"…"}}
+// answered {"event":"refreshed","data":{"validUntil":<unix seconds, or null>}}; a token that
+// does not verify, or names another user, closes the socket (4003). Anything else gets an
+// error frame. Pure string work, no I/O.
 #pragma once
 
 #include <optional>
@@ -31,6 +34,19 @@ std::string error_frame(const std::string& code, const std::string& message);
 // {"event":"position","offset":"…"}: a newer offset for a client that has had no event for a
 // while (hub.h, refresh_position). Nothing to apply; keep the offset.
 std::string position_frame(const std::string& offset);
+
+// {"event":"refreshed","data":{"validUntil":…}}: the new token is in force, and the socket is
+// closed (4001) at `expires_at` (its exp plus the allowed clock skew, seconds since the
+// epoch) unless refreshed again; none if the token has no exp.
+std::string refreshed_frame(std::optional<double> expires_at);
+
+// What a client message asks for.
+struct ClientMessage {
+  enum Kind { refresh, unknown, invalid } kind = unknown;
+  std::string token;  // refresh: the new token (a "Bearer " prefix removed)
+  std::string error;  // invalid: why, short, never echoing the message
+};
+ClientMessage parse_client_message(const std::string& text);
 
 // {"channels":[...]} as used by the snapshot frame in both protocols.
 std::string snapshot_data(const std::vector<Membership>& channels);

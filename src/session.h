@@ -79,10 +79,26 @@ struct Session {
   std::chrono::steady_clock::time_point over_budget_since{};
   size_t over_budget_mark = 0;  // unsent bytes when it first went over
 
+  // What the client sends (WsServer): a token bucket over every message and control frame.
+  double message_tokens = 0;
+  std::chrono::steady_clock::time_point tokens_at{};
+  // Counted against --max-connections and its user's --max-connections-per-user.
+  bool authenticated = false;
+  // Its token's exp plus the allowed clock skew, seconds since the epoch: closed (4001) then
+  // unless a refresh moved it on. None: a token without exp.
+  std::optional<double> valid_until;
+
   std::string close_reason;  // set when the server closes it, for the disconnect log line
   uint64_t events_sent = 0;
   uint64_t position_xmax = 0;  // xmax of the newest position the client has been given
 };
+
+// Application close codes (4000-4999), where 1008 (policy) would not tell the client what to do.
+namespace close_code {
+constexpr uint16_t token_expired = 4001;      // its token's exp (plus leeway) passed: reconnect with a new one
+constexpr uint16_t refresh_refused = 4003;    // an in-band refresh did not verify or named another user
+constexpr uint16_t too_many_messages = 4029;  // over --client-message-rate / --client-message-burst
+}  // namespace close_code
 
 // What became of a frame handed to a connection. No hidden queue: past the per-connection
 // budget the client is closed (it resumes from its last offset), not buffered without bound.

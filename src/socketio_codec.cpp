@@ -76,6 +76,7 @@ Parsed parse_socketio(std::string_view s) {
   size_t digits = 0;
   while (pos + digits < s.size() && s[pos + digits] >= '0' && s[pos + digits] <= '9') ++digits;
   if (digits > kMaxAckIdDigits) return invalid("ack id too long");
+  if (digits > 0) p.ack_id = std::stoull(std::string(s.substr(pos, digits)));
   pos += digits;
 
   std::optional<Json> payload;
@@ -98,6 +99,15 @@ Parsed parse_socketio(std::string_view s) {
     case '2':
       if (payload && !valid_event_payload(*payload)) return invalid("EVENT payload is not [name, ...]");
       p.type = ClientPacket::event;
+      if (payload) {
+        if ((*payload)[0].is_string()) p.event = (*payload)[0].get<std::string>();
+        if (payload->size() > 1) {
+          const Json& arg = (*payload)[1];
+          if (arg.is_string()) p.token = arg.get<std::string>();
+          else if (arg.is_object())
+            if (auto t = arg.find("token"); t != arg.end() && t->is_string()) p.token = t->get<std::string>();
+        }
+      }
       return p;
     case '3':
       if (payload && !payload->is_array()) return invalid("ACK payload is not an array");
@@ -139,6 +149,10 @@ std::string connect_error_frame(const std::string& nsp, const std::string& messa
   }
   out += '}';
   return out;
+}
+
+std::string ack_frame(uint64_t id, const std::string& data_json) {
+  return "43" + std::to_string(id) + "[" + data_json + "]";
 }
 
 std::string position_frame(const std::string& offset) {

@@ -43,6 +43,9 @@ std::string connect_frame(const std::string& sid, const std::string& pid);
 std::string connect_error_frame(const std::string& nsp, const std::string& message,
                                 const std::string& data_json = "");
 
+// 43<id>[<data>]: the answer to a client's event that asked for one (its ack callback).
+std::string ack_frame(uint64_t id, const std::string& data_json);
+
 // 42["name",<data>,"<offset>"]: the offset last, as a string, so socket.io-client records it
 // for connection-state recovery.
 std::string event_frame(const std::string& name, const std::string& data_json, const std::string& offset);
@@ -78,6 +81,11 @@ struct Parsed {
   ClientPacket type = ClientPacket::invalid;
   std::string nsp = "/";
   ConnectAuth auth;   // connect only
+  // event only: its name ("" if a number), the ack id if the client wants an answer, and a
+  // token if its first argument is a string or an object with a string "token".
+  std::string event;
+  std::optional<uint64_t> ack_id;
+  std::optional<std::string> token;
   std::string error;  // invalid only: short, fixed text fit for a close reason and a log
                       // line; never echoes the frame, which may hold a token
 };

@@ -2,7 +2,10 @@
 
 #include "offset.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include <strings.h>
 
@@ -30,8 +33,9 @@ std::string strip_bearer(const std::string& token) {
 
 }  // namespace
 
-SocketIoProtocol::SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt)
-    : cfg_(cfg), transport_(transport), hub_(hub), jwt_(std::move(jwt)), random_(std::random_device{}()) {}
+SocketIoProtocol::SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt, Hooks hooks)
+    : cfg_(cfg), transport_(transport), hub_(hub), jwt_(std::move(jwt)), hooks_(std::move(hooks)),
+      random_(std::random_device{}()) {}
 
 bool SocketIoProtocol::accept_handshake(const RequestTarget& target, int& status, std::string& body) const {
   status = 400;
@@ -71,9 +75,15 @@ void SocketIoProtocol::on_text(Session& s, const std::string& frame) {
       return;
     case ClientPacket::close:
       return transport_.close(s, kCloseNormal, "client closed the Engine.IO session");
+    case ClientPacket::event:
+      if (p.nsp == "/" && p.event == "refresh" &&
+          (s.phase == Phase::catching_up || s.phase == Phase::live))
+        return on_refresh(s, p);
+      // Nothing listens to other client events; an ack they ask for never comes, as with a
+      // reference server that has no handler for them.
+      return;
     case ClientPacket::ignored:
-    case ClientPacket::event:  // nothing listens to client events; an ack they ask for never comes,
-    case ClientPacket::ack:    // as with a reference server that has no handler for them
+    case ClientPacket::ack:
       return;
     case ClientPacket::binary:
       return transport_.close(s, kCloseUnsupportedData, "binary Socket.IO packets are not accepted");
@@ -84,7 +94,7 @@ void SocketIoProtocol::on_text(Session& s, const std::string& frame) {
       return;
     case ClientPacket::connect:
       if (p.nsp != "/") {
-        transport_.send(s, socketio::connect_error_frame(p.nsp, "Invalid namespace"));
+        if (hooks_.may_reply(s)) transport_.send(s, socketio::connect_error_frame(p.nsp, "Invalid namespace"));
         return;
       }
       // Already connected (or being caught up): a stock client never does this; a second
@@ -94,12 +104,12 @@ void SocketIoProtocol::on_text(Session& s, const std::string& frame) {
   }
 }
 
-void SocketIoProtocol::refuse(Session& s, const char* code, const std::string& why) {
+void SocketIoProtocol::refuse(Session& s, const char* code, const std::string& why, const char* message) {
   spdlog::info("refused {}: {} protocol=socket.io", s.peer, why);
-  transport_.send(s, socketio::connect_error_frame("/", "unauthorized", std::string(R"({"code":")") + code + "\"}"));
+  transport_.send(s, socketio::connect_error_frame("/", message, std::string(R"({"code":")") + code + "\"}"));
   // The client destroys its socket on CONNECT_ERROR and does not reconnect; the close only
   // keeps a client that ignores it from holding the connection.
-  transport_.close(s, kClosePolicy, std::string("unauthorized: ") + code);
+  transport_.close(s, kClosePolicy, std::string(message) + ": " + code);
 }
 
 void SocketIoProtocol::on_connect(Session& s, const socketio::ConnectAuth& auth) {
@@ -113,6 +123,10 @@ void SocketIoProtocol::on_connect(Session& s, const socketio::ConnectAuth& auth)
   auto outcome = verifier->verify(token, std::chrono::system_clock::now());
   if (!outcome.ok) return refuse(s, "invalid_token", "invalid token (" + outcome.error + ")");
   s.user_id = outcome.user_id;
+  if (const char* refused = hooks_.admit(s)) {
+    return refuse(s, refused, std::string(refused) + " user=" + s.user_id, "refused");
+  }
+  s.valid_until = outcome.valid_until;
 
   if (auth.pid) {
     s.resume_requested = true;
@@ -129,6 +143,37 @@ void SocketIoProtocol::on_connect(Session& s, const socketio::ConnectAuth& auth)
   spdlog::info("connect session={} user={} peer={} protocol=socket.io resume={}", s.serial, s.user_id, s.peer,
                s.resume_from ? "yes" : (s.resume_requested ? "invalid" : "no"));
   hub_.open(s);
+}
+
+void SocketIoProtocol::on_refresh(Session& s, const socketio::Parsed& p) {
+  auto answer = [&](const std::string& json) {
+    if (p.ack_id && hooks_.may_reply(s)) transport_.send(s, socketio::ack_frame(*p.ack_id, json));
+  };
+  auto verifier = jwt_();
+  std::string why;
+  if (!p.token || p.token->empty()) why = "no token";
+  else if (!verifier) why = "no JWT verifier configured";
+  if (why.empty()) {
+    auto outcome = verifier->verify(strip_bearer(*p.token), std::chrono::system_clock::now());
+    if (!outcome.ok) {
+      why = "invalid token (" + outcome.error + ")";
+    } else if (outcome.user_id != s.user_id) {
+      hooks_.refreshed(false);
+      answer(R"({"ok":false,"code":"another_user"})");
+      spdlog::info("refresh refused session={} user={}: the token names another user", s.serial, s.user_id);
+      return transport_.close(s, close_code::refresh_refused, "refresh refused: the token names another user");
+    } else {
+      s.valid_until = outcome.valid_until;
+      hooks_.refreshed(true);
+      nlohmann::json reply = {{"ok", true}, {"validUntil", nullptr}};
+      if (outcome.valid_until) reply["validUntil"] = static_cast<long long>(std::min(*outcome.valid_until, 1e15));
+      return answer(reply.dump());
+    }
+  }
+  hooks_.refreshed(false);
+  answer(R"({"ok":false,"code":"invalid_token"})");
+  spdlog::info("refresh refused session={} user={}: {}", s.serial, s.user_id, why);
+  transport_.close(s, close_code::refresh_refused, "refresh refused: " + why);
 }
 
 void SocketIoProtocol::send_ping(Session& s) { transport_.send(s, socketio::ping_frame()); }

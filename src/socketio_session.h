@@ -15,9 +15,16 @@
 // drop) the position in the pid; the hub replays from it. Only the token decides the user,
 // so a forged pid or offset can at most replay the token's own user's events.
 //
+// Token refresh: once connected, the client may emit "refresh" with a new token (a string, or
+// {token}) and an ack callback; the ack gets {"ok":true,"validUntil":<unix s>|null}. A token
+// that does not verify, or names another user, gets {"ok":false,"code":…} and the socket is
+// closed (4003). Without a refresh the socket is closed at its token's exp plus leeway (4001,
+// WsServer's sweep).
+//
 // Close codes: 1003 for binary packets, 1007 for a frame that does not parse, 1008 after an
-// unauthorized CONNECT, 1000 when the client says goodbye ("1" or "41"); WsServer's sweep
-// adds 1008 for no CONNECT within auth_timeout and 1001 for no pong. Nothing sends "41": a
+// unauthorized or refused CONNECT, 1000 when the client says goodbye ("1" or "41"), 4003 for a
+// refused refresh; WsServer adds 1008 for no CONNECT within auth_timeout, 1001 for no pong,
+// 4001 at token expiry and 4029 for too many packets. Nothing sends "41": a
 // server that goes away just closes, and the client reconnects and recovers.
 //
 // Single-threaded: called on the io_context's thread only.
@@ -40,8 +47,18 @@ namespace mn {
 class SocketIoProtocol {
  public:
   using JwtSource = std::function<std::shared_ptr<const JwtVerifier>()>;
+  struct Hooks {
+    // A CONNECT proved its user: count the session in (server capacity, the user's cap).
+    // Returns nullptr, or the code it is refused with ("over_capacity", "too_many_connections").
+    std::function<const char*(Session&)> admit;
+    // Whether a reply to the client's own packet may be queued: not while it has more unsent
+    // than its budget (it is not reading, and replies would pile up).
+    std::function<bool(Session&)> may_reply;
+    // An in-band token refresh was accepted (true) or refused (false), for the metrics.
+    std::function<void(bool)> refreshed;
+  };
 
-  SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt);
+  SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt, Hooks hooks);
 
   // At the HTTP upgrade: is this a Socket.IO WebSocket request we serve? On false, `status`
   // and `body` hold the reply (400 and a JSON error like the reference server's).
@@ -59,13 +76,15 @@ class SocketIoProtocol {
 
  private:
   void on_connect(Session& s, const socketio::ConnectAuth& auth);
-  void refuse(Session& s, const char* code, const std::string& why);
+  void on_refresh(Session& s, const socketio::Parsed& p);
+  void refuse(Session& s, const char* code, const std::string& why, const char* message = "unauthorized");
   std::string new_id();
 
   const Config& cfg_;
   Transport& transport_;
   Hub& hub_;
   JwtSource jwt_;
+  Hooks hooks_;
   std::mt19937_64 random_;
 };
 

@@ -33,8 +33,9 @@ class NodeClient {
   using Json = nlohmann::json;
   using Clock = std::chrono::steady_clock;
 
-  NodeClient(const std::string& url, const Json& options) {
-    const std::string node = find_node(), script = node_dir() + "/sio_client.js", opts = options.dump();
+  // `script`: sio_client.js (socket.io-client) or ws_client.js (ws), both in node_dir().
+  NodeClient(const std::string& url, const Json& options, const std::string& script_name = "sio_client.js") {
+    const std::string node = find_node(), script = node_dir() + "/" + script_name, opts = options.dump();
     std::vector<char*> argv = {const_cast<char*>(node.c_str()), const_cast<char*>(script.c_str()),
                                const_cast<char*>(url.c_str()), const_cast<char*>(opts.c_str()), nullptr};
     int in[2], out[2];

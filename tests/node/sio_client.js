@@ -15,6 +15,7 @@
 //   engine-close    close the transport as a network failure would (the client reconnects)
 //   forget-offset   drop the recorded offset, as if no event had arrived before the drop
 //   emit <json>     socket.emit(...array): a client event the server should shrug off
+//   emit-ack <json> socket.emit(...array, callback): reports {"type":"ack","args":[…]}
 //   reconnect       socket.connect(): with reconnection off, the test decides when
 //   disconnect      socket.disconnect()
 //   state           print the recovery state the client keeps
@@ -53,6 +54,7 @@ const commands = {
     delete socket._lastOffset;
   },
   emit: (arg) => socket.emit(...JSON.parse(arg)),
+  "emit-ack": (arg) => socket.emit(...JSON.parse(arg), (...args) => out({ type: "ack", args })),
   reconnect: () => socket.connect(),
   disconnect: () => socket.disconnect(),
   state: () =>
