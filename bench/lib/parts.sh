@@ -369,3 +369,54 @@ part_c() {
     echo
   } >>"$OUT/report.md"
 }
+
+# ---- S: what --durable-standbys costs: latency with a streaming standby, with and without it ---
+# A hot standby of the bench's cluster (pg_basebackup, streaming, fsync on) and one database;
+# one sidecar delivers once the primary has flushed (the default), one once the standby has too.
+# The same durable writers at S_RATE changes/s against each in turn, S_ROUNDS times alternating.
+part_s() {
+  local standby=$PG_DIR/standby sport=$((PG_PORT + 1)) name cfg round res i
+  log "S: a streaming standby of the bench's cluster"
+  runuser -u postgres -- "$PG_BIN/pg_basebackup" -h "$PG_DIR" -p "$PG_PORT" -U postgres -D "$standby" -R \
+    -X stream --checkpoint=fast >"$OUT/basebackup.log" 2>&1 || die "pg_basebackup failed: $(tail -5 "$OUT/basebackup.log")"
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$standby" -l "$PG_DIR/standby.log" -w -t 60 \
+    -o "-k $PG_DIR -p $sport -c listen_addresses= -c fsync=on -c max_connections=200 -c shared_buffers=256MB" start >/dev/null \
+    || die "the standby did not start: $(tail -5 "$PG_DIR/standby.log")"
+  for ((i = 0; i < 100; i++)); do
+    name=$(psql_q postgres -At -c "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")
+    [[ -n $name ]] && break
+    sleep 0.1
+  done
+  [[ -n $name ]] || die "the standby does not stream"
+  make_db s ours on
+  declare -A S_P50=() S_P99=() S_LOST=()
+  for ((round = 1; round <= S_ROUNDS; round++)); do
+    for cfg in primary standby; do
+      if [[ $cfg == standby ]]; then
+        start_sidecar s s adaptive "$OUT/s-$cfg-$round.log" 0 --durable-standbys "$name"
+      else
+        start_sidecar s s adaptive "$OUT/s-$cfg-$round.log"
+      fi
+      lg_start s "${SRV_PORT[s]}" ws "$S_SOCKETS" "$S_USERS" s "$OUT/s/$cfg-$round" "${SRV_PID[s]}"
+      res=$(lg_cmd s $((S_SECS + 180)) run tag=s$round$cfg rate="$S_RATE" secs="$S_SECS" writers=2 drain=5)
+      lg_stop s
+      stop_server s
+      S_P50[$cfg]+="$(ms "$(kv "$res" p50_us)") "
+      S_P99[$cfg]+="$(ms "$(kv "$res" p99_us)") "
+      S_LOST[$cfg]+="$(lost_text "$res") "
+      log "S: round $round, $cfg: p50 $(ms "$(kv "$res" p50_us)") ms, p99 $(ms "$(kv "$res" p99_us)") ms"
+    done
+  done
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$standby" -m fast -w stop >/dev/null 2>&1 || true
+  {
+    echo "## S. What --durable-standbys costs: $S_RATE durable changes/s for $S_SECS s, $S_SOCKETS sockets, one streaming standby"
+    echo
+    echo "Commit→receipt per delivery, $S_ROUNDS rounds each, alternating (p50 and p99 of each round, ms)."
+    echo
+    echo "| delivered once flushed by | p50 ms by round | p99 ms by round | lost |"
+    echo "|---|---|---|---|"
+    echo "| the primary (default) | ${S_P50[primary]} | ${S_P99[primary]} | ${S_LOST[primary]} |"
+    echo "| the primary and the standby (\`--durable-standbys $name\`) | ${S_P50[standby]} | ${S_P99[standby]} | ${S_LOST[standby]} |"
+    echo
+  } >>"$OUT/report.md"
+}
