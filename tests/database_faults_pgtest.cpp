@@ -175,9 +175,9 @@ class SlowDisk : public CommitsFlushSlowly {
   SlowDisk() : CommitsFlushSlowly(20ms) {}
 };
 
-// 100 ms a flush: notifying commits at 10/s or less. That was under the rate the sidecar began
-// to look for a queue at (20/s, from 13e69ac on), so it rarely looked, and 8 writers kept about
-// 12 commits/s for as long as they wrote, where the disk takes all 8 in one flush.
+// 100 ms a flush: notifying commits at 10/s or less. The sidecar must look for a queue on the
+// NOTIFY lock at such a rate too, or 8 writers keep taking turns, one commit a flush, where the
+// disk takes all 8 in one.
 class SlowerDisk : public CommitsFlushSlowly {
  protected:
   SlowerDisk() : CommitsFlushSlowly(100ms) {}
