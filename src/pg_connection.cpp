@@ -1,5 +1,7 @@
 #include "pg_connection.h"
 
+#include <spdlog/spdlog.h>
+
 #include <utility>
 
 namespace mn {
@@ -43,6 +45,7 @@ void PgConnection::connect(const std::string& conninfo, const std::string& appli
   const char* values[] = {application_name.c_str(), "1", "5", "2", "3", "10000",
                           conninfo.c_str(), nullptr};
   conn_ = PQconnectStartParams(keys, values, 1);
+  if (conn_) PQsetNoticeReceiver(conn_, &PgConnection::on_notice, nullptr);
   if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
     std::string err = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
     asio::post(io_, [self = shared_from_this(), err] { self->fail(err); });
@@ -52,6 +55,18 @@ void PgConnection::connect(const std::string& conninfo, const std::string& appli
   arm_deadline(timeout);
   watch_socket();
   poll_connect();
+}
+
+// The server's notices, and an error it sends while no query runs (a connection terminated by
+// an administrator or a shutdown), which libpq passes here too: into the process's one log, at
+// the level of their severity, instead of libpq's raw lines on stderr.
+void PgConnection::on_notice(void*, const PGresult* r) {
+  const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const std::string sev = severity ? severity : "";
+  const std::string text = trimmed(PQresultErrorMessage(r));
+  if (sev == "WARNING" || sev == "ERROR" || sev == "FATAL" || sev == "PANIC") spdlog::warn("database says: {}", text);
+  else if (sev == "DEBUG") spdlog::debug("database says: {}", text);
+  else spdlog::info("database says: {}", text);
 }
 
 void PgConnection::arm_deadline(std::chrono::milliseconds d) {

@@ -111,6 +111,7 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
   void fail(const std::string& reason);
   void arm_deadline(std::chrono::milliseconds d);
   void drain_notifications();
+  static void on_notice(void* arg, const PGresult* r);
 
   asio::io_context& io_;
   asio::posix::stream_descriptor sock_;

@@ -6,6 +6,7 @@
 #include "request_target.h"
 #include "socketio_session.h"
 #include "tls_context.h"
+#include "ws_log.h"
 
 #include <spdlog/spdlog.h>
 #include <websocketpp/concurrency/none.hpp>
@@ -34,8 +35,8 @@ struct WsConfig : public websocketpp::config::asio {
   typedef base::message_type message_type;
   typedef base::con_msg_manager_type con_msg_manager_type;
   typedef base::endpoint_msg_manager_type endpoint_msg_manager_type;
-  typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
-  typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+  typedef WsLog<websocketpp::log::elevel> elog_type;
+  typedef WsLog<websocketpp::log::alevel> alog_type;
   typedef base::rng_type rng_type;
   struct transport_config : public base::transport_config {
     typedef type::concurrency_type concurrency_type;
@@ -62,8 +63,8 @@ struct WsTlsConfig : public websocketpp::config::asio_tls {
   typedef base::message_type message_type;
   typedef base::con_msg_manager_type con_msg_manager_type;
   typedef base::endpoint_msg_manager_type endpoint_msg_manager_type;
-  typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
-  typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+  typedef WsLog<websocketpp::log::elevel> elog_type;
+  typedef WsLog<websocketpp::log::alevel> alog_type;
   typedef base::rng_type rng_type;
   struct transport_config : public base::transport_config {
     typedef type::concurrency_type concurrency_type;
