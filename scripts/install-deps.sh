@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libjwt-dev libssl-dev libsystemd-dev
   postgresql postgresql-contrib postgresql-client
   python3 curl ca-certificates openssl procps util-linux systemd
+  dpkg-dev help2man lintian
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
