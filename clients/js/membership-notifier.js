@@ -21,8 +21,8 @@
  * @property {string} url The /ws endpoint: `wss://host/ws` (`https:` and `http:` are turned into `wss:` and `ws:`).
  * @property {string} [token] A JWT for the first connection.
  * @property {() => (string|Promise<string>)} [getToken] Called for every connection after the first
- *   (every one, when no `token` is given) and for each in-band refresh. Without it the client
- *   cannot outlive its token: at a 4001 it stops.
+ *   (every one, when no `token` is given) and for each in-band refresh. Without it `token` serves
+ *   every reconnect, and the client stops at the first 4001 or 4003.
  * @property {Storage} [storage] Persists the offset with the channel set it belongs to, so that a
  *   new client (a page reload) resumes instead of taking a snapshot.
  * @property {string} [storageKey] Key in `storage`; default `"membership-notifier"`.
@@ -332,11 +332,13 @@ export function createClient(options) {
     }
   }
 
+  // The given token serves the first connection; after that getToken serves each one. Without
+  // getToken the given token serves until the server says it expired.
   async function nextToken() {
     if (unusedToken !== null) {
       const t = unusedToken;
-      unusedToken = null;
-      return t;
+      if (typeof getToken === "function") unusedToken = null;
+      if (!needsFreshToken) return t;
     }
     if (typeof getToken !== "function") return null;
     return await getToken();

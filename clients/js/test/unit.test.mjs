@@ -195,3 +195,18 @@ test("the client refreshes in band before exp and not with a static token", asyn
   assert.deepEqual(FakeSocket.all[0].sent, [{ event: "refresh", data: { token: "fresh" } }]);
   c.close();
 });
+
+test("without getToken the given token serves every reconnect until the server says it expired", async () => {
+  FakeSocket.all = [];
+  const c = createClient({ url: "ws://h/ws", token: "static", WebSocket: FakeSocket, backoff: { min: 5, max: 5 } });
+  c.on("error", () => {});
+  await tick();
+  FakeSocket.all[0].frame({ event: "session", data: { userId: "u1", recovered: false } });
+  FakeSocket.all[0].frame(snapshot([], "o1"));
+  FakeSocket.all[0].serverClose(1013, "too slow");
+  await tick(20);
+  assert.equal(FakeSocket.all.length, 2);
+  assert.equal(FakeSocket.all[1].url.searchParams.get("access_token"), "static");
+  assert.equal(FakeSocket.all[1].url.searchParams.get("offset"), "o1");
+  c.close();
+});
