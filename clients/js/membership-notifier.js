@@ -369,7 +369,11 @@ export function createClient(options) {
       return; // the socket closes with 4001 at exp; the reconnect asks again
     }
     if (s !== socket || !connected || stopped) return;
-    s.send(JSON.stringify({ event: "refresh", data: { token: t } }));
+    try {
+      s.send(JSON.stringify({ event: "refresh", data: { token: t } }));
+    } catch (e) {
+      error("refresh_failed", `could not send the refresh: ${e?.message ?? e}`, e);
+    }
   }
 
   async function open() {
