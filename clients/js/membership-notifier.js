@@ -303,6 +303,7 @@ export function createClient(options) {
   let reconnectTimer = null;
   let refreshTimer = null;
   let needsFreshToken = false;
+  let opening = false; // awaiting a token for the next socket
 
   function emit(name, ...args) {
     for (const cb of [...(listeners.get(name) ?? [])]) {
@@ -377,15 +378,22 @@ export function createClient(options) {
   }
 
   async function open() {
-    if (stopped || socket) return;
+    if (stopped || socket || opening) return;
     let t;
+    opening = true;
     try {
       t = await nextToken();
     } catch (e) {
       error("token_failed", `getToken failed: ${e?.message ?? e}`, e);
       return retry(null, "token callback failed");
+    } finally {
+      opening = false;
     }
     if (stopped || socket) return;
+    if ((typeof t !== "string" || t === "") && typeof getToken === "function") {
+      error("token_failed", "getToken gave no token");
+      return retry(null, "token callback gave no token");
+    }
     if (typeof t !== "string" || t === "") {
       stopped = true;
       error("token_expired", "the token expired and there is no getToken to get another");

@@ -210,3 +210,18 @@ test("without getToken the given token serves every reconnect until the server s
   assert.equal(FakeSocket.all[1].url.searchParams.get("offset"), "o1");
   c.close();
 });
+
+test("a token callback that throws or gives nothing is retried after the backoff, not fatal", async () => {
+  FakeSocket.all = [];
+  const answers = [() => { throw new Error("down"); }, () => "", () => "good"];
+  const errors = [];
+  const c = createClient({
+    url: "ws://h/ws", getToken: async () => answers.shift()(), WebSocket: FakeSocket, backoff: { min: 5, max: 5 },
+  });
+  c.on("error", (e) => errors.push(e.code));
+  await tick(40);
+  assert.deepEqual(errors, ["token_failed", "token_failed"]);
+  assert.equal(FakeSocket.all.length, 1);
+  assert.equal(FakeSocket.all[0].url.searchParams.get("access_token"), "good");
+  c.close();
+});
