@@ -27,7 +27,7 @@
  *   new client (a page reload) resumes instead of taking a snapshot.
  * @property {string} [storageKey] Key in `storage`; default `"membership-notifier"`.
  * @property {typeof WebSocket} [WebSocket] Constructor; default `globalThis.WebSocket`
- *   (Node 20 needs `ws` here: its global WebSocket is behind a flag).
+ *   (Node before 22 needs one here, e.g. the `ws` package).
  * @property {{min?: number, max?: number}} [backoff] Reconnect delays in ms: the n-th attempt in a
  *   row waits a random time in [0, min(max, min * 2^n)] ("full jitter"); default {min: 500, max: 30000}.
  * @property {number} [refreshBefore] Ms before the token's `exp` to refresh it in band; default
