@@ -29,7 +29,7 @@
  * @property {typeof WebSocket} [WebSocket] Constructor; default `globalThis.WebSocket`
  *   (Node before 22 needs one here, e.g. the `ws` package).
  * @property {{min?: number, max?: number}} [backoff] Reconnect delays in ms: the n-th attempt in a
- *   row waits a random time in [0, min(max, min * 2^n)] ("full jitter"); default {min: 500, max: 30000}.
+ *   row waits a random time in [min / 2, min(max, min * 2^n)]; default {min: 500, max: 30000}.
  * @property {number} [refreshBefore] Ms before the token's `exp` to refresh it in band; default
  *   30000. A token that lives less than twice that is refreshed at half its remaining life.
  * @property {boolean} [autoConnect] Connect at once; default true. Else call `connect()`.
@@ -84,8 +84,8 @@ export function refreshDelay(expSeconds, refreshBefore, nowMs = Date.now()) {
 
 /**
  * The delay before reconnect attempt `attempt` (0 for the first after a disconnect): uniform in
- * [0, min(max, min * 2^attempt)], never below `min / 2` so a fleet restarting together spreads out
- * without hammering.
+ * [min / 2, min(max, min * 2^attempt)]. Random, so clients dropped together by a restart do not
+ * come back together; never under min / 2, so none hammers.
  * @param {number} attempt
  * @param {{min: number, max: number}} backoff
  * @param {() => number} [random]
@@ -93,7 +93,8 @@ export function refreshDelay(expSeconds, refreshBefore, nowMs = Date.now()) {
  */
 export function backoffDelay(attempt, { min, max }, random = Math.random) {
   const cap = Math.min(max, min * 2 ** Math.min(attempt, 30));
-  return Math.max(min / 2, random() * cap);
+  const floor = Math.min(min / 2, cap);
+  return floor + random() * (cap - floor);
 }
 
 /**
