@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <thread>
@@ -162,6 +164,61 @@ TEST_F(JsClient, ATruncateGivesEveryClientASnapshotThatReplacesItsWholeChannelSe
   for (auto [c, user] : {std::pair{c1.get(), "u1"}, std::pair{c2.get(), "u2"}}) {
     c->command("state");
     EXPECT_EQ(c->expect("state")["channels"], table_channels(user)) << user;
+  }
+}
+
+TEST_F(JsClient, UnderConcurrentWritesAndASidecarKilledAndRestartedEveryClientEndsWithTheTablesState) {
+  const uint16_t fixed = free_port();
+  start_sidecar({"--listen", "127.0.0.1:" + std::to_string(fixed)});
+  const std::vector<std::string> users = {"u1", "u2", "u3"};
+  std::vector<std::unique_ptr<NodeClient>> clients;
+  for (const auto& u : users) {
+    clients.push_back(client({{"token", token(u)}, {"backoff", {{"min", 50}, {"max", 200}}}}, fixed));
+    clients.back()->expect("connected");
+    clients.back()->expect("snapshot");
+  }
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    pqxx::connection conn(conninfo());
+    for (int i = 0; i < 400; ++i, ++written) {
+      // Each user in turn; for each, five joins then five leaves, over and over: every write a change.
+      const int j = i / 3;
+      const std::string ch = "'w" + std::to_string(j % 5) + "'", user = "'" + users[i % 3] + "'";
+      pqxx::nontransaction(conn).exec((j / 5) % 2 == 1 ? "DELETE FROM channel_members WHERE channel_id = " + ch +
+                                                       " AND user_id = " + user
+                                                 : "INSERT INTO channel_members VALUES (" + ch + ", " + user +
+                                                       ") ON CONFLICT DO NOTHING");
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  while (written < 100) std::this_thread::sleep_for(10ms);
+  sidecar().kill9();
+  std::this_thread::sleep_for(300ms);
+  start_sidecar({"--listen", "127.0.0.1:" + std::to_string(fixed)});
+  writer.join();
+  for (size_t k = 0; k < users.size(); ++k) {
+    NodeClient& c = *clients[k];
+    std::vector<Json> reports;
+    // The session after the kill, then everything until quiet.
+    Json s = until(c, "connected", 15s, &reports);
+    EXPECT_EQ(s["recovered"], true) << users[k];
+    for (Json& r : c.drain(800ms)) reports.push_back(r);
+    std::set<std::string> applied;
+    int duplicates = 0, refused = 0;
+    for (const Json& r : reports) {
+      const std::string t = r.value("type", "");
+      duplicates += t == "duplicate";
+      refused += t == "disconnected" && r.value("code", 0) == 1006;
+      EXPECT_NE(t, "snapshot") << users[k] << ": resumed, so no snapshot";
+      if (t == "joined" || t == "left") {
+        EXPECT_TRUE(applied.insert(r.value("id", "")).second) << users[k] << " applied id " << r["id"] << " twice";
+      }
+    }
+    std::printf("%s: %zu changes applied, %d duplicates dropped, %d attempts refused while down\n",
+                users[k].c_str(), applied.size(), duplicates, refused);
+    EXPECT_EQ(applied.size(), (400 - k + 2) / 3) << users[k] << ": every write is a change, each applied once";
+    c.command("state");
+    EXPECT_EQ(c.expect("state")["channels"], table_channels(users[k])) << users[k] << "\n" << c.transcript();
   }
 }
 
