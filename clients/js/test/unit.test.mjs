@@ -225,3 +225,25 @@ test("a token callback that throws or gives nothing is retried after the backoff
   assert.equal(FakeSocket.all[0].url.searchParams.get("access_token"), "good");
   c.close();
 });
+
+test("a burst of changes is persisted once, as a consistent state, and close() writes what is pending", async () => {
+  FakeSocket.all = [];
+  const writes = [];
+  const storage = { getItem: () => null, setItem: (k, v) => writes.push(JSON.parse(v)) };
+  const c = createClient({ url: "ws://h/ws", token: "t", storage, WebSocket: FakeSocket });
+  await tick();
+  const s = FakeSocket.all[0];
+  s.frame({ event: "session", data: { userId: "u1", recovered: false } });
+  s.frame(snapshot([], "o0"));
+  for (let i = 1; i <= 100; i++) s.frame(joined(`c${i}`, String(i), `o${i}`));
+  assert.equal(writes.length, 0, "not written per change");
+  await tick(150);
+  assert.equal(writes.length, 1);
+  assert.equal(writes[0].offset, "o100");
+  assert.equal(writes[0].channels.length, 100);
+  s.frame(left("c1", "101", "o101"));
+  c.close();
+  assert.equal(writes.length, 2, "close() writes at once");
+  assert.equal(writes[1].offset, "o101");
+  assert.equal(writes[1].channels.length, 99);
+});
