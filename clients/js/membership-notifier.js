@@ -44,6 +44,8 @@ const DEFAULT_STORAGE_KEY = "membership-notifier";
 // Ids remembered for dropping repeats. A repeat comes close behind the original (a resume
 // overlapping what was delivered), so the oldest can go.
 const MAX_SEEN_IDS = 10000;
+// How long a session must last for the next disconnect to start the backoff over.
+const STABLE_MS = 10000;
 // How long a change may wait to be persisted (see persist()).
 const PERSIST_DELAY_MS = 100;
 // setTimeout's limit (2^31 - 1 ms, about 24.8 days); longer delays fire at once.
@@ -302,7 +304,8 @@ export function createClient(options) {
   let socket = null;
   let connected = false;
   let stopped = false;
-  let attempt = 0; // reconnect attempts since the last session frame
+  let attempt = 0; // reconnect attempts since the last session that lasted STABLE_MS
+  let sessionStart = 0;
   let reconnectTimer = null;
   let refreshTimer = null;
   let needsFreshToken = false;
@@ -442,7 +445,9 @@ export function createClient(options) {
     ws.onclose = (ev) => {
       if (ws !== socket) return;
       socket = null;
-      const wasConnected = connected;
+      // A session that lasted restarts the backoff; one the server ends at once (1013 while the
+      // database is away) does not, so such a loop slows down instead of hammering.
+      if (connected && Date.now() - sessionStart >= STABLE_MS) attempt = 0;
       connected = false;
       clearTimeout(refreshTimer);
       refreshTimer = null;
@@ -460,9 +465,6 @@ export function createClient(options) {
         error("token_expired", `the server closed with ${code} (${reason}) and there is no getToken`);
         return emit("disconnected", { code, reason, reconnectIn: null });
       }
-      // A token refused at once (4001/4003) is not fixed by waiting long; nor is a server that
-      // dropped a healthy session: both start the backoff over.
-      if (wasConnected) attempt = 0;
       retry(code, reason);
     };
   }
@@ -493,7 +495,7 @@ export function createClient(options) {
         }
         state.userId = r.userId;
         connected = true;
-        attempt = 0;
+        sessionStart = Date.now();
         scheduleRefresh(tokenExp);
         emit("connected", { userId: r.userId, recovered: r.recovered });
         break;

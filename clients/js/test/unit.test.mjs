@@ -247,3 +247,26 @@ test("a burst of changes is persisted once, as a consistent state, and close() w
   assert.equal(writes[1].offset, "o101");
   assert.equal(writes[1].channels.length, 99);
 });
+
+test("sessions the server ends at once do not reset the backoff: the retries slow down", async () => {
+  FakeSocket.all = [];
+  const waits = [];
+  const random = Math.random;
+  Math.random = () => 1; // each wait is then its cap
+  try {
+    const c = createClient({ url: "ws://h/ws", token: "t", WebSocket: FakeSocket, backoff: { min: 4, max: 1000 } });
+    c.on("disconnected", ({ reconnectIn }) => waits.push(reconnectIn));
+    await tick();
+    for (let i = 0; i < 4; i++) {
+      const s = FakeSocket.all.at(-1);
+      s.frame({ event: "session", data: { userId: "u1", recovered: false } });
+      s.serverClose(1013, "database unavailable");
+      await tick(waits.at(-1) + 20);
+    }
+    c.close();
+  } finally {
+    Math.random = random;
+  }
+  assert.equal(FakeSocket.all.length, 5);
+  assert.deepEqual(waits, [4, 8, 16, 32]);
+});
