@@ -3,12 +3,12 @@
 # starting from its seed corpus in tests/fuzz/corpus/<target>, two at a time (the CI machine
 # has two cores). New inputs go to a scratch copy, never into the repository. Any crash,
 # sanitizer finding, timeout or failed property fails the run; the input is kept under
-# $FUZZ_WORK/<target>/ and its libFuzzer log is printed.
+# $FUZZ_WORK/<target>/ (default BUILD_DIR/fuzz-work) and its libFuzzer log is printed.
 # Usage: scripts/fuzz.sh BUILD_DIR SECONDS_PER_TARGET [target ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=${1:?usage: scripts/fuzz.sh BUILD_DIR SECONDS [target ...]}
+build=$(realpath "${1:?usage: scripts/fuzz.sh BUILD_DIR SECONDS [target ...]}")
 seconds=${2:?usage: scripts/fuzz.sh BUILD_DIR SECONDS [target ...]}
 shift 2
 targets=("$@")
@@ -18,11 +18,19 @@ if ((${#targets[@]} == 0)); then
     targets+=("${name%_fuzz}")
   done
 fi
-work=${FUZZ_WORK:-$(mktemp -d /tmp/mn-fuzz.XXXXXX)}
+if [[ -n ${FUZZ_WORK:-} ]]; then
+  work=$FUZZ_WORK
+else
+  work=$build/fuzz-work
+  rm -rf "$work"
+fi
 parallel=${FUZZ_PARALLEL:-2}
 mkdir -p "$work"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+if [[ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]]; then
+  export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
+fi
 
 run_one() {
   local t=$1 bin="$build/tests/fuzz/$1_fuzz" dir="$work/$1"
