@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs, idempotently, everything the build, the demo and the tests need on Debian 12.
-# Only Debian packages (and, for the Socket.IO client tests, the npm registry).
+# Only Debian packages (and, for the Socket.IO client tests, the npm registry). g++'s own
+# sanitizer runtimes come with build-essential; clang-14 and its runtimes build the libFuzzer
+# targets, llvm-14 symbolizes their reports.
 set -euo pipefail
 
 packages=(
@@ -11,6 +13,7 @@ packages=(
   postgresql postgresql-contrib postgresql-client
   python3 curl ca-certificates openssl procps util-linux systemd
   dpkg-dev help2man lintian
+  clang-14 libclang-rt-14-dev llvm-14
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -240,6 +240,11 @@ JwtVerifier::JwtVerifier(JwtSettings settings) : settings_(std::move(settings)) 
     if (key.find("-----BEGIN") != std::string::npos) {
       throw std::invalid_argument("JWT HS256 secret is a PEM key; use RS256/ES256 for key pairs");
     }
+    if (key.size() < kMinHs256SecretBytes) {
+      throw std::invalid_argument("JWT HS256 secret is only " + std::to_string(key.size()) +
+                                  " bytes long; at least 32 are needed (RFC 7518 section 3.2), e.g. "
+                                  "`head -c 48 /dev/urandom | base64`");
+    }
     signature_bytes_ = 32;
   } else {
     signature_bytes_ = check_public_key(settings_.algorithm, key);

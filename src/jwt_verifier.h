@@ -37,9 +37,12 @@ class JwtVerifier {
  public:
   // Larger tokens are refused before any parsing; real tokens are a few hundred bytes.
   static constexpr std::size_t kMaxTokenBytes = 8 * 1024;
+  // RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output; a
+  // shorter secret can be brute-forced from one captured token, offline.
+  static constexpr std::size_t kMinHs256SecretBytes = 32;
 
-  // Throws std::invalid_argument when the settings cannot verify anything safely: an empty
-  // secret, a PEM given as an HMAC secret, a PEM that is not a public key of the pinned
+  // Throws std::invalid_argument when the settings cannot verify anything safely: an HS256
+  // secret shorter than kMinHs256SecretBytes, a PEM given as an HMAC secret, a PEM that is not a public key of the pinned
   // algorithm's type (RSA >= 2048 bit, EC P-256), a negative leeway, an empty user claim.
   explicit JwtVerifier(JwtSettings settings);
 

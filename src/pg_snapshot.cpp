@@ -61,7 +61,8 @@ std::optional<PgSnapshot> PgSnapshot::with_committed(uint64_t xid, size_t max_ad
     out.xip.erase(std::lower_bound(out.xip.begin(), out.xip.end(), xid));
     return out;
   }
-  if (xid - xmax > max_added) return std::nullopt;
+  // The last xid8 has no successor to become xmax: not representable, like a gap too wide.
+  if (xid - xmax > max_added || xid == UINT64_MAX) return std::nullopt;
   for (uint64_t x = xmax; x < xid; ++x) out.xip.push_back(x);
   out.xmax = xid + 1;
   return out;

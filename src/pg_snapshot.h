@@ -25,7 +25,8 @@ struct PgSnapshot {
 
   // This snapshot with `xid` (which has committed) made visible; the transactions between
   // xmax and `xid` become in progress (not seen: conservative). nullopt when `xid` is
-  // already visible, or when that would add more than `max_added` in-progress entries.
+  // already visible, when that would add more than `max_added` in-progress entries, or for
+  // the largest xid8 (xmax would wrap to 0).
   std::optional<PgSnapshot> with_committed(uint64_t xid, size_t max_added) const;
 
   // True when this snapshot sees every transaction `other` sees (as one taken after it does).

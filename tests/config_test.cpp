@@ -1,10 +1,13 @@
 // Config: flags, environment, defaults, and the checks `--check-config` runs.
 #include "config.h"
+#include "support/sidecar.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 using namespace std::chrono_literals;
 
@@ -107,4 +110,40 @@ TEST(Config, HS256WithoutASecretAndRS256WithoutAKeyAreRefused) {
   auto missing = parse({"--jwt-secret-file", "/nonexistent/secret"});
   ASSERT_FALSE(missing.errors.empty());
   EXPECT_NE(missing.errors[0].find("cannot read"), std::string::npos);
+}
+
+TEST(Config, AnHs256SecretShorterThan32BytesIsRefusedByCheckConfigAndByServe) {
+  for (const std::string& weak : {std::string("a"), std::string("change-me"), std::string(31, 's')}) {
+    const std::map<std::string, std::string> env{{"MEMBERSHIP_NOTIFIER_JWT_SECRET", weak}};
+    std::string out;
+    EXPECT_EQ(mn::test::run_binary({"serve", "--check-config", "--max-connections", "100"}, &out, env), 2);
+    EXPECT_NE(out.find("at least 32"), std::string::npos) << out;
+    EXPECT_EQ(out.find(weak + " "), std::string::npos) << "the secret itself must not be printed: " << out;
+    out.clear();
+    // serve checks before it connects anywhere: no database is needed to see it refuse.
+    EXPECT_EQ(mn::test::run_binary({"serve", "--listen", "127.0.0.1:0", "--max-connections", "100"}, &out, env), 2);
+    EXPECT_NE(out.find("at least 32"), std::string::npos) << out;
+  }
+  std::string out;
+  EXPECT_EQ(mn::test::run_binary({"serve", "--check-config", "--max-connections", "100"}, &out,
+                                 {{"MEMBERSHIP_NOTIFIER_JWT_SECRET", std::string(32, 's')}}),
+            0)
+      << out;
+}
+
+TEST(Config, TheSampleEnvironmentFileAloneCannotStartAServer) {
+  std::ifstream in(std::string(MN_SOURCE_DIR) + "/systemd/membership-notifier.env");
+  ASSERT_TRUE(in) << "systemd/membership-notifier.env is missing";
+  std::map<std::string, std::string> env;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto eq = line.find('=');
+    ASSERT_NE(eq, std::string::npos) << line;
+    env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  EXPECT_EQ(env.count("MEMBERSHIP_NOTIFIER_JWT_SECRET"), 0u) << "a secret in the sample would be a shared one";
+  env["MEMBERSHIP_NOTIFIER_MAX_CONNECTIONS"] = "100";
+  std::string out;
+  EXPECT_EQ(mn::test::run_binary({"serve", "--check-config"}, &out, env), 2) << out;
+  EXPECT_NE(out.find("HS256 needs a secret"), std::string::npos) << out;
 }

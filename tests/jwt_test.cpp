@@ -443,10 +443,19 @@ TEST(JwtVerifier, ThrowsWhenAnHs256VerifierIsGivenAnEmptySecret) {
   EXPECT_THROW(JwtVerifier{s}, std::invalid_argument);
 }
 
-TEST(JwtVerifier, AcceptsAShortButNonEmptyHs256Secret) {
+TEST(JwtVerifier, ThrowsWhenAnHs256SecretIsShorterThan32BytesAndAccepts32) {
   JwtSettings s = settings();
-  s.key = "k";
-  EXPECT_TRUE(JwtVerifier(s).verify(t::mint_hs256("k", t::claims_for("a")), Clock::now()).ok);
+  for (const std::string& weak : {std::string("a"), std::string("k"), std::string(31, 'x')}) {
+    s.key = weak;
+    try {
+      JwtVerifier v{s};
+      ADD_FAILURE() << "a " << weak.size() << "-byte secret was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("at least 32"), std::string::npos) << e.what();
+    }
+  }
+  s.key = std::string(32, 'x');
+  EXPECT_TRUE(JwtVerifier(s).verify(t::mint_hs256(s.key, t::claims_for("a")), Clock::now()).ok);
 }
 
 TEST(JwtVerifier, ThrowsWhenAnHs256SecretIsActuallyAPemKey) {

@@ -84,3 +84,14 @@ TEST(PgSnapshot, WithACommittedTransactionRefusesOneAlreadySeenOrTooFarAhead) {
   ASSERT_TRUE(next);
   EXPECT_EQ(next->to_string(), "200:201:");
 }
+
+TEST(PgSnapshot, WithCommittedRefusesTheLargestXidInsteadOfWrappingXmaxToZero) {
+  auto top = *mn::PgSnapshot::parse("18446744073709551614:18446744073709551615:");
+  EXPECT_FALSE(top.with_committed(18446744073709551615ull, 8));
+  auto next = top.with_committed(18446744073709551614ull, 8);
+  EXPECT_FALSE(next);  // already visible
+  auto below = *mn::PgSnapshot::parse("18446744073709551613:18446744073709551614:");
+  auto last = below.with_committed(18446744073709551614ull, 8);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->to_string(), "18446744073709551613:18446744073709551615:");
+}

@@ -5,8 +5,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "support/http.h"
@@ -415,14 +420,70 @@ TEST_F(SecurityTest, AfterSighupNewHandshakesNeedTheNewSecretAndOpenSessionsCarr
   EXPECT_EQ(events(*before), std::vector<std::string>{"joined c1 u1"}) << "an open session keeps its identity";
   EXPECT_EQ(events(*after), std::vector<std::string>{"joined c2 u2"});
 
-  // A reload that cannot be applied keeps the running keys.
-  std::ofstream(file, std::ios::trunc) << "";
-  mark = sidecar().log().size();
-  sidecar().signal(SIGHUP);
-  ASSERT_TRUE(sidecar().wait_for_log("reload failed", 5s, mark)) << sidecar().log();
-  EXPECT_TRUE(open_with(mint_hs256(new_secret, claims_for("u3")))->is_open());
-  expect_all_refused({{"a token signed with an empty secret", "/ws?access_token=" + mint_hs256("", claims_for("u3"))}});
+  // A reload that cannot be applied (no secret, or one shorter than 32 bytes) keeps the
+  // running keys.
+  for (const std::string& bad : {std::string(), std::string("short-secret-31-bytes-long-xxxx")}) {
+    std::ofstream(file, std::ios::trunc) << bad;
+    mark = sidecar().log().size();
+    sidecar().signal(SIGHUP);
+    ASSERT_TRUE(sidecar().wait_for_log("reload failed", 5s, mark)) << sidecar().log();
+    EXPECT_TRUE(open_with(mint_hs256(new_secret, claims_for("u3")))->is_open());
+    expect_all_refused({{"a token signed with the refused secret", "/ws?access_token=" + mint_hs256(bad, claims_for("u3"))}});
+  }
   EXPECT_TRUE(sidecar().running());
+}
+
+// The unit's own commands, run as systemd would run them (paths moved into the test's temporary
+// folder, "+" commands as this user): the key file the operator rewrites reaches the running
+// sidecar on reload, and only the new key opens sessions afterwards.
+TEST_F(SecurityTest, TheSystemdUnitsReloadCommandsRotateTheKeyOfTheRunningService) {
+  const std::string etc = testing::TempDir() + "/mn_" + db() + "_etc";
+  const std::string run = testing::TempDir() + "/mn_" + db() + "_run";
+  for (const auto& dir : {etc, run}) ASSERT_TRUE(::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) << dir;
+  auto relocate = [&](std::string line) {
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"/etc/membership-notifier", etc},
+                                   {"/run/membership-notifier", run}}) {
+      for (size_t at; (at = line.find(from)) != std::string::npos;) line.replace(at, from.size(), to);
+    }
+    return line;
+  };
+  std::vector<std::string> start_pre, reload;
+  std::map<std::string, std::string> env;
+  std::ifstream unit(std::string(MN_SOURCE_DIR) + "/systemd/membership-notifier.service");
+  ASSERT_TRUE(unit);
+  for (std::string line; std::getline(unit, line);) {
+    auto value = [&line, &relocate](const std::string& key) { return relocate(line.substr(key.size())); };
+    if (line.rfind("ExecStartPre=+", 0) == 0) start_pre.push_back(value("ExecStartPre=+"));
+    if (line.rfind("ExecReload=", 0) == 0) reload.push_back(value("ExecReload="));
+    if (line.rfind("Environment=MEMBERSHIP_NOTIFIER_JWT_", 0) == 0) {
+      const std::string kv = value("Environment=");
+      env[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+    }
+  }
+  ASSERT_EQ(env.count("MEMBERSHIP_NOTIFIER_JWT_SECRET_FILE"), 1u) << "the unit must name the key file";
+  ASSERT_FALSE(reload.empty());
+
+  const std::string old_secret = kTestSecret;
+  const std::string new_secret = "rotated-by-systemctl-reload-0123456789abcdef";
+  std::ofstream(etc + "/jwt-secret") << old_secret << "\n";
+  for (const auto& cmd : start_pre) ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  sidecar().start({"serve", "--database-url", conninfo(), "--listen", "127.0.0.1:0", "--poll-interval", "200ms"}, env);
+  ASSERT_TRUE(sidecar().wait_ready()) << sidecar().log();
+  auto before = open_with(mint_hs256(old_secret, claims_for("u1")));
+  ASSERT_TRUE(before->is_open());
+
+  std::ofstream(etc + "/jwt-secret", std::ios::trunc) << new_secret << "\n";
+  const size_t mark = sidecar().log().size();
+  for (auto cmd : reload) {
+    if (cmd[0] == '+') cmd.erase(0, 1);
+    for (size_t at; (at = cmd.find("$MAINPID")) != std::string::npos;)
+      cmd.replace(at, 8, std::to_string(sidecar().pid()));
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  ASSERT_TRUE(sidecar().wait_for_log("reloaded JWT settings", 5s, mark)) << sidecar().log();
+  EXPECT_TRUE(open_with(mint_hs256(new_secret, claims_for("u2")))->is_open());
+  expect_all_refused({{"a token of the key before the reload", "/ws?access_token=" + mint_hs256(old_secret, claims_for("u1"))}});
+  EXPECT_TRUE(before->is_open()) << "an open session is not dropped by a reload";
 }
 
 }  // namespace
