@@ -168,7 +168,8 @@ wait_for_port() {  # wait_for_port NAME LOGFILE
 start_sidecar() {  # start_sidecar NAME DB MODE LOG [PORT [FLAG...]]
   local extra=("${@:6}")
   MEMBERSHIP_NOTIFIER_JWT_SECRET=$JWT_SECRET "$SIDECAR" serve --database-url "$(conninfo "$2")" \
-    --listen "127.0.0.1:${5:-0}" --max-connections 19000 --wake-mode "$3" "${SIDECAR_ARGS[@]}" "${extra[@]}" >"$4" 2>&1 &
+    --listen "127.0.0.1:${5:-0}" --max-connections 18000 "${SIDECAR_LIMIT_ARGS[@]}" \
+    --wake-mode "$3" "${SIDECAR_ARGS[@]}" "${extra[@]}" >"$4" 2>&1 &
   SRV_PID[$1]=$!
   wait_for_port "$1" "$4"
   local i
