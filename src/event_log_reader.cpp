@@ -194,6 +194,8 @@ void EventLogReader::on_connected() {
       [this, conn](PgResult r) {
         if (conn != conn_) return;
         if (!r.ok()) {
+          if (r.error().find("permission denied") != std::string::npos)
+            return lost(r.error() + ": after `migrate up`, run SELECT membership_notifier.grant_sidecar('<this role>')");
           bool missing = r.error().find("membership_notifier") != std::string::npos;
           return lost(missing ? "schema membership_notifier not found or too old: run `membership-notifier migrate up`"
                               : r.error());
