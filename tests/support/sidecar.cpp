@@ -166,12 +166,13 @@ bool Sidecar::wait_ready(std::chrono::milliseconds timeout) {
   } catch (const std::runtime_error&) {
     return false;
   }
-  // With --admin-listen, /readyz is served there only.
+  // With --admin-listen, /readyz is served there only. Its line follows the public port's and
+  // may not be in the log yet: look again on every try.
   const std::string admin = "admin endpoints (/healthz, /readyz, /metrics) on 127.0.0.1:";
-  if (const std::string l = log(); l.find(admin, run_offset_) != std::string::npos) {
-    p = static_cast<uint16_t>(std::stoi(l.substr(l.find(admin, run_offset_) + admin.size())));
-  }
   while (Clock::now() < deadline && running()) {
+    if (const std::string l = log(); l.find(admin, run_offset_) != std::string::npos) {
+      p = static_cast<uint16_t>(std::stoi(l.substr(l.find(admin, run_offset_) + admin.size())));
+    }
     if (http_get(p, "/readyz", {}, 1s).status == 200) return true;
     std::this_thread::sleep_for(20ms);
   }
