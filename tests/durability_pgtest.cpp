@@ -15,13 +15,6 @@ using namespace mn::test;
 using namespace std::chrono_literals;
 using Events = std::vector<std::string>;
 
-namespace {
-
-Events take(WsClient& c, std::string* last_offset = nullptr, std::chrono::milliseconds quiet = 500ms) {
-  return NotifierFixture::events(c, quiet, last_offset);
-}
-
-}  // namespace
 
 // The test clusters commit with synchronous_commit = off (PgCluster); here the WAL writer
 // flushes only every 10 s, so a commit stays in memory, visible but not durable, until
@@ -64,7 +57,7 @@ TEST_F(CrashWithAsyncCommits, ADurableCommitGoesOutWithoutWaitingForAFlush) {
   start_sidecar();
   auto c = connect("u1");
   db_.exec("SET synchronous_commit = on; INSERT INTO channel_members VALUES ('c1', 'u1')", "app");
-  EXPECT_EQ(take(*c), (Events{"joined c1 u1"}));
+  EXPECT_EQ(events(*c, 500ms), (Events{"joined c1 u1"}));
   EXPECT_EQ(metric(metrics(), "membership_notifier_durable_waits_total"), 0);
 }
 
@@ -116,7 +109,7 @@ TEST_F(AsyncStandbyFailover, ClientsThatSawACommitTheNewPrimaryLacksGetAFreshSna
   start_sidecar({"--reconnect-max", "200ms", "--db-timeout", "2s"});
   auto live = connect("u1");
   primary_.exec("INSERT INTO channel_members VALUES ('c1', 'u1')", "app");
-  EXPECT_EQ(take(*live), (Events{"joined c1 u1"}));
+  EXPECT_EQ(events(*live, 500ms), (Events{"joined c1 u1"}));
   wait_standby_caught_up();
   standby_.stop();
   primary_.exec("INSERT INTO channel_members VALUES ('c2', 'u1')", "app");
@@ -152,19 +145,19 @@ TEST_F(AsyncStandbyFailover, WithDurableStandbysNothingGoesOutBeforeTheStandbyHa
   auto live = connect("u1");
   primary_.exec("INSERT INTO channel_members VALUES ('c1', 'u1')", "app");
   std::string offset;
-  EXPECT_EQ(take(*live, &offset), (Events{"joined c1 u1"}));
+  EXPECT_EQ(events(*live, 500ms, &offset), (Events{"joined c1 u1"}));
   standby_.stop();
   primary_.exec("INSERT INTO channel_members VALUES ('c2', 'u1')", "app");
-  EXPECT_EQ(take(*live, nullptr, 1s), Events{}) << "held until the standby flushes it, which it never does";
+  EXPECT_EQ(events(*live, 1s), Events{}) << "held until the standby flushes it, which it never does";
 
   const std::size_t before = sidecar().log().size();
   fail_over();
   ASSERT_TRUE(sidecar().wait_for_log("everything delivered on timeline 1 is there", 30s, before)) << sidecar().log();
-  EXPECT_EQ(take(*live, nullptr, 1s), Events{}) << "no snapshot: nothing it was told is gone";
+  EXPECT_EQ(events(*live, 1s), Events{}) << "no snapshot: nothing it was told is gone";
 
   nlohmann::json session;
   auto resumed = connect("u1", "&offset=" + offset, 0, &session);
   EXPECT_EQ(session["data"]["recovered"], true) << session.dump();
-  EXPECT_EQ(take(*resumed), Events{}) << "c2 never happened in this history, and no client heard of it";
+  EXPECT_EQ(events(*resumed, 500ms), Events{}) << "c2 never happened in this history, and no client heard of it";
   EXPECT_EQ(metric(metrics(), "membership_notifier_history_lost_total"), 0);
 }
