@@ -66,6 +66,11 @@ d_sessions() {  # "s0 s1 ..." authenticated sessions per sidecar
   done
   echo "${out% }"
 }
+d_reads_total() {  # log reads of every sidecar so far
+  local k t=0
+  for ((k = 0; k < D_NPROC; k++)); do t=$((t + $(fetch_metric_port "${D_ADMIN[$k]}" membership_notifier_db_reads_total))); done
+  echo "$t"
+}
 fetch_metric_port() {  # fetch_metric_port PORT NAME
   fetch_metrics "$1" | awk -v n="$2" '$1 == n { printf "%d", $2 }'
 }
@@ -109,7 +114,7 @@ d_run() {  # d_run TAG [kill]
   local tag=$1 per_lg t0 t1 c0 c1 k drain=$D_DRAIN
   [[ ${2:-} == kill ]] && drain=$D_KILL_DRAIN
   per_lg=$(awk -v r="$D_RATE" -v n="$D_NLG" 'BEGIN { printf "%.2f", r / n }')
-  c0=$(d_ticks_total) t0=$(date +%s.%N)
+  c0=$(d_ticks_total) t0=$(date +%s.%N) D_READS0=$(d_reads_total)
   for ((k = 0; k < D_NLG; k++)); do
     lg_send "dl$k" run tag="$tag" rate="$per_lg" secs="$D_SECS" writers=2 drain="$drain"
   done
@@ -126,6 +131,7 @@ d_run() {  # d_run TAG [kill]
   D_RES=""
   for ((k = 0; k < D_NLG; k++)); do D_RES+="$(lg_recv "dl$k" $((D_SECS * 3 + drain + 240)))"$'\n'; done
   c1=$(d_ticks_total) t1=$(date +%s.%N)
+  D_READS_PER_S=$(awk -v r=$(($(d_reads_total) - D_READS0)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", r / (b - a) }')
   D_CPU=$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v s="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
     'BEGIN { printf "%.1f", 100 * c / hz / s }')
   D_CPU_PG=$(kv "$(head -1 <<<"$D_RES")" cpu_pg)
@@ -194,7 +200,7 @@ part_d() {
 
   log "D: $D_RATE changes/s for $D_SECS s"
   d_run d1
-  local steady_res=$D_RES steady_lat=$D_LAT steady_cpu=$D_CPU steady_pg=$D_CPU_PG
+  local steady_res=$D_RES steady_lat=$D_LAT steady_cpu=$D_CPU steady_pg=$D_CPU_PG steady_reads=$D_READS_PER_S
   log "D: steady: p50/p99/p99.9/max/n (µs) $steady_lat, lost $(d_sum lost "$steady_res")"
 
   log "D: $D_RATE changes/s for $D_SECS s, sidecar d1 killed at $((D_SECS / 3)) s and restarted"
@@ -246,6 +252,7 @@ part_d() {
     echo "| $D_RATE changes/s for $D_SECS s: p50 / p99 / p99.9 / max ms | $(ms "${sl[0]}") / $(ms "${sl[1]}") / $(ms "${sl[2]}") / $(ms "${sl[3]}") ($(d_sum rate "$steady_res") changes/s reached) |"
     echo "| lost | $lost_steady |"
     echo "| CPU %: all sidecars / PostgreSQL | $steady_cpu / $steady_pg |"
+    echo "| log reads/s, all sidecars together | $steady_reads (each sidecar reads every change; the drain's seconds included) |"
     echo "| with sidecar d1 killed: sockets dropped | $dropped (it held $D_KILLED_HELD sessions; started again in $D_RESTART_S s) |"
     echo "| back: resumed / with a snapshot / failed attempts (retried) | $recovered / $resnap / $retry${retry_error:+ (the first: $retry_error)} |"
     echo "| first drop → last socket back | $back ms |"
