@@ -165,10 +165,13 @@ wait_for_port() {  # wait_for_port NAME LOGFILE
   die "server $1 did not start listening: $(tail -5 "$2")"
 }
 
+# Sockets one sidecar serves (--max-connections): under the fd limit with the handshake cap
+# and the sidecar's reserve. Part A lowers the cap to hold more (19,000 sockets in one process).
+SIDECAR_MAX_CONN=18000
 start_sidecar() {  # start_sidecar NAME DB MODE LOG [PORT [FLAG...]]
   local extra=("${@:6}")
   MEMBERSHIP_NOTIFIER_JWT_SECRET=$JWT_SECRET "$SIDECAR" serve --database-url "$(conninfo "$2")" \
-    --listen "127.0.0.1:${5:-0}" --max-connections 18000 "${SIDECAR_LIMIT_ARGS[@]}" \
+    --listen "127.0.0.1:${5:-0}" --max-connections "$SIDECAR_MAX_CONN" "${SIDECAR_LIMIT_ARGS[@]}" \
     --wake-mode "$3" "${SIDECAR_ARGS[@]}" "${extra[@]}" >"$4" 2>&1 &
   SRV_PID[$1]=$!
   wait_for_port "$1" "$4"

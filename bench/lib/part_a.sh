@@ -108,6 +108,13 @@ a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
 
 part_a() {
   local m
+  # More sockets than the default cap holds (the 19,000 in one process): a smaller cap
+  # on handshakes in flight (the loadgen keeps 200) leaves the fds for authenticated sockets.
+  if ((A_SOCKETS > SIDECAR_MAX_CONN)) && ((${#SIDECAR_LIMIT_ARGS[@]})); then
+    local SIDECAR_LIMIT_ARGS=(--max-unauthenticated 400 --max-unauthenticated-per-address 400)
+    local SIDECAR_MAX_CONN=$((FD_LIMIT - 400 - 64 - 128))
+    ((A_SOCKETS <= SIDECAR_MAX_CONN)) || log "warning: $A_SOCKETS sockets in one process exceed the fd limit's $SIDECAR_MAX_CONN"
+  fi
   declare -gA A_KNEE=()
   foreign_start
   a_target node "Node: socket.io gateway, NOTIFY per row" node sio ""
