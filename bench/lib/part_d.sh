@@ -157,7 +157,7 @@ part_d() {
   # backlog for the connect waves, conntrack entries when the module is loaded.
   local range need
   read -r -a range <<<"$(sysctl -n net.ipv4.ip_local_port_range)"
-  need=$((n / D_SOURCES * 3 / 2))
+  need=$((n * 3 / 2 / D_SOURCES))
   ((range[1] - range[0] >= need)) || sysctl_raise net.ipv4.ip_local_port_range "10000 65000"
   (($(sysctl -n net.core.somaxconn) >= 4096)) || sysctl_raise net.core.somaxconn 4096
   (($(sysctl -n net.ipv4.tcp_max_syn_backlog) >= 4096)) || sysctl_raise net.ipv4.tcp_max_syn_backlog 4096

@@ -157,7 +157,7 @@ part_b() {
 }
 
 b_report() {
-  local name c r cells vals ratios heads="" last=${CLIENT_LIST[-1]} low hi after chk lost ones=()
+  local name c r cells vals ratios floors vs_floor heads="" last=${CLIENT_LIST[-1]} low hi after chk lost ones=()
   for c in "${CLIENT_LIST[@]}"; do heads+="tps, $c writer$([[ $c == 1 ]] || echo s) | "; done
   for ((r = 1; r <= B_ROUNDS; r++)); do ones+=("${B_TPS[none,1,$r]:-}"); done
   {
@@ -180,7 +180,7 @@ b_report() {
         ratios+=("$(awk -v a="${B_TPS[$name,$last,$r]}" -v b="${B_TPS[none,$last,$r]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
         floors+=("$(awk -v a="${B_TPS[$name,$last,$r]}" -v b="${B_TPS[floor,$last,$r]:-0}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
       done
-      local vs_floor="$(median "${floors[@]}")× ($(minmax "${floors[@]}"))"
+      vs_floor="$(median "${floors[@]}")× ($(minmax "${floors[@]}"))"
       if [[ ${B_KIND[$name]} == none ]]; then
         echo "| ${B_LABEL[$name]} | ${cells}1.00× | $vs_floor | – | – | – | – | – |"
         continue
