@@ -70,6 +70,7 @@ a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
   for rate in "${A_RATE_LIST[@]}"; do
     if ((broken)); then
       A_ROWS+=("| $label | $rate | not run: the writers fell short below it |||||||||")
+      A_CELL[$name,$rate]="not run"
       continue
     fi
     writers=$((rate / 1000 > A_WRITERS ? rate / 1000 : A_WRITERS))
@@ -86,6 +87,7 @@ a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
     fi
     A_NOTES+=("$label at $rate/s: loadgen receiver thread $(kv "$res" cpu_rx)% CPU (whole loadgen $(kv "$res" cpu_loadgen)%), longest loop stall $(ms "$(kv "$res" rx_max_stall_us)") ms; writers late p50/p99 $(ms "$(kv "$res" late_p50_us)")/$(ms "$(kv "$res" late_p99_us)") ms, commit p50/p99 $(ms "$(kv "$res" commit_p50_us)")/$(ms "$(kv "$res" commit_p99_us)") ms; disconnects $(kv "$res" disconnects); deliveries over 20 ms by second: $(slow_seconds "$raw/r$rate.deliveries.csv" "$rate").")
     [[ $rate == 1000 ]] && p99_1k=$(ms "$(kv "$res" p99_us)")
+    A_CELL[$name,$rate]="$(ms "$(kv "$res" p50_us)") / $(ms "$(kv "$res" p99_us)")$([[ $(kv "$res" lost) == 0 ]] || echo ", $(kv "$res" lost) lost")$short"
     if ((knee_open)); then
       if a_passes "$res" "$rate"; then knee=$rate; else knee_open=0; fi
     fi
@@ -115,12 +117,15 @@ part_a() {
     local SIDECAR_MAX_CONN=$((FD_LIMIT - 400 - 64 - 128))
     ((A_SOCKETS <= SIDECAR_MAX_CONN)) || log "warning: $A_SOCKETS sockets in one process exceed the fd limit's $SIDECAR_MAX_CONN"
   fi
-  declare -gA A_KNEE=()
+  declare -gA A_KNEE=() A_CELL=()
+  A_TARGETS=(node)
   foreign_start
   a_target node "Node: socket.io gateway, NOTIFY per row" node sio ""
   for m in "${A_MODE_LIST[@]}"; do
     a_target "ours-ws-$m" "membership-notifier ($m), /ws" ours ws "$m"
+    A_TARGETS+=("ours-ws-$m")
   done
+  A_TARGETS+=("ours-sio-${A_MODE_LIST[0]}")
   a_target "ours-sio-${A_MODE_LIST[0]}" "membership-notifier (${A_MODE_LIST[0]}), /socket.io/" ours sio "${A_MODE_LIST[0]}"
   local node_knee=${A_KNEE[node]:-none} ours_knee=${A_KNEE[ours-ws-${A_MODE_LIST[0]}]:-none}
   {
@@ -136,6 +141,21 @@ part_a() {
       echo "Knee, ours (${A_MODE_LIST[0]}, /ws) against Node: $(awk -v a="$ours_knee" -v b="$node_knee" 'BEGIN { printf "%.1f", a / b }')× (the aim: at least 3×; a knee at the top of the sweep is a lower bound)."
       echo
     fi
+    echo "Side by side, p50 / p99 ms (and anything lost) at each rate:"
+    echo
+    local t rate
+    printf '| changes/s |'
+    for t in "${A_TARGETS[@]}"; do
+      case $t in node) printf ' Node |' ;; ours-ws-*) printf ' ours (%s), /ws |' "${t#ours-ws-}" ;; *) printf ' ours (%s), /socket.io/ |' "${t#ours-sio-}" ;; esac
+    done
+    echo
+    printf '|---|'; for t in "${A_TARGETS[@]}"; do printf -- '---|'; done; echo
+    for rate in "${A_RATE_LIST[@]}"; do
+      printf '| %s |' "$rate"
+      for t in "${A_TARGETS[@]}"; do printf ' %s |' "${A_CELL[$t,$rate]:-–}"; done
+      echo
+    done
+    echo
     echo "| server | changes/s | reached | p50 ms | p99 ms | p99.9 ms | max ms | delivered / lost | server CPU % | PostgreSQL CPU % | PostgreSQL µs CPU per change |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${A_ROWS[@]}"
