@@ -386,8 +386,8 @@ void Clients::on_text(Conn& c, int i, const std::string& text, int64_t t) {
     if (name == "channel.joined" || name == "channel.left")
       return on_membership(c, i, text, 0, name == "channel.left", t);
     if (name == "session" && c.state.load() == State::opening && text.find("\"recovered\":true") != std::string::npos)
-      return mark_ready(c, i, true);
-    if (name == "channel.snapshot" && c.state.load() == State::opening) return mark_ready(c, i, false);
+      return mark_ready(c, true);
+    if (name == "channel.snapshot" && c.state.load() == State::opening) return mark_ready(c, false);
     if (name == "error" && c.state.load() == State::opening) return fail(c, i, "error frame: " + text);
     return;
   }
@@ -406,7 +406,7 @@ void Clients::on_text(Conn& c, int i, const std::string& text, int64_t t) {
       return fail(c, i, "Engine.IO close");
     case '4':
       if (text.size() < 2) return;
-      if (text[1] == '0' && c.state.load() == State::opening) return mark_ready(c, i, false);
+      if (text[1] == '0' && c.state.load() == State::opening) return mark_ready(c, false);
       if (text[1] == '4') return fail(c, i, "CONNECT_ERROR " + text.substr(2));
       if (text[1] == '1') return fail(c, i, "Socket.IO DISCONNECT");
       if (text[1] == '2') {
@@ -457,7 +457,7 @@ void Clients::send_frame(Conn& c, int i, uint8_t opcode, const std::string& payl
   flush(c, i);
 }
 
-void Clients::mark_ready(Conn& c, int, bool recovered) {
+void Clients::mark_ready(Conn& c, bool recovered) {
   c.state = State::ready;
   c.attempts = 0;
   if (c.reconnecting) {

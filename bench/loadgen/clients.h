@@ -107,7 +107,7 @@ class Clients {
   void send_frame(Conn& c, int i, uint8_t opcode, const std::string& payload);
   void flush(Conn& c, int i);
   void fail(Conn& c, int i, const std::string& why);
-  void mark_ready(Conn& c, int i, bool recovered);
+  void mark_ready(Conn& c, bool recovered);  // recovered: a resume, no snapshot to wait for
   void schedule_retry(Conn& c, int i);
   void run_due_retries(int64_t now);
 
