@@ -132,7 +132,7 @@ part_a() {
   {
     echo "## A. Delivery latency over a rate sweep, and footprint: $A_SOCKETS sockets, $A_USERS users, ${A_RATE_LIST[*]} single-row changes/s, $A_SECS s each"
     echo
-    echo "Commit→receipt per delivery (the writer's COMMIT returned → the frame was read by the client; one clock). Each change reaches every socket of its user. The writers' commits use synchronous_commit=$A_SYNC (fsync on). Rates in rising order on the same sockets; \"reached\": the rate the writers achieved (under 95% of the target: the machine could not write faster with this server on it; under 80% ends that server's sweep). PostgreSQL CPU is every backend's (the writers' too); per change: that CPU over the changes written."
+    echo "Commit→receipt per delivery (the writer's COMMIT returned → the frame was read by the client; one clock). Each change reaches every socket of its user. The writers' commits use synchronous_commit=$A_SYNC (fsync on). Rates in rising order on the same sockets; \"reached\": the rate the writers achieved (under 95% of the target: the machine could not write faster with this server on it; under 80% ends that server's sweep). Lost: not received within 5 s of the last commit of that rate. PostgreSQL CPU is every backend's (the writers' too); per change: that CPU over the changes written."
     echo
     echo "| server | knee: highest rate with p99 ≤ $(ms "$A_KNEE_P99_US") ms and nothing lost (every lower rate too) | p99 ms at 1,000/s | RSS idle → $A_SOCKETS sockets | KiB per idle authenticated socket |"
     echo "|---|---|---|---|---|"
