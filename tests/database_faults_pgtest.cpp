@@ -190,17 +190,16 @@ TEST_F(SlowerDisk, CommitsTakingTurnsAtTenASecondStillStopTheNotifies) {
   const int written = write_for_three_seconds();
   expect_the_notifies_stopped(*c, written);
   // One at a time, 3 s of 100 ms flushes is 30 commits; the 8 writers sharing each flush, 240.
-  // With neither change 37 and 43: the look came late or not at all; with the look from 2/s
-  // alone 46-54: the reader re-armed while the queue was still draining. With both, 198-206.
+  // Over half that only if the reader looked at the queue in time and did not re-arm while it
+  // was still draining.
   EXPECT_GT(written, 120) << sidecar().log();
 }
 
 // The limit the queue sets is the rate commits went at under that load. Kept as it was, one
-// writer after the load (about 45 commits/s here, one at a time, so never queueing on the lock)
-// stayed over half of it and was polled for as long as it wrote: in bench part B the issue's
-// 100/s right after 16 writers had a p50 of 10.65 ms in one run, a p99 of 18.07 ms in another
-// (0.25 and 1.16 ms before them). The limit relaxes, a doubling a second, so that writer is soon
-// woken for again.
+// writer after the load (one commit at a time, so never queueing on the lock) would stay over
+// half of it and be polled, not woken, for as long as it wrote, each change waiting up to a
+// busy-poll interval. The limit relaxes, a doubling a second, so that writer is soon woken for
+// again.
 TEST_F(SlowDisk, OneWriterAfterTheQueueIsWokenForAgainWithinSeconds) {
   database_url_override_ = db_.conninfo("app");
   start_sidecar({"--wake-mode", "adaptive"});
@@ -221,8 +220,8 @@ TEST_F(SlowDisk, OneWriterAfterTheQueueIsWokenForAgainWithinSeconds) {
 
 // A transaction with an id, open in this database when the sidecar arms, keeps it settling
 // (the fast path waits until every transaction that may have looked before the arm is over).
-// The triggers notify all the same, so the queue on the lock must be looked for then too: it
-// was not, and the writers kept 300 of 4,500 commits/s (a 3 ms commit_delay, 16 writers).
+// The triggers notify all the same, so the queue on the lock must be looked for then too, or
+// the writers keep queueing on it for as long as that transaction stays open.
 TEST_F(SlowDisk, ATransactionLeftOpenElsewhereDoesNotHideTheQueueOnTheNotifyLock) {
   pqxx::connection other{db_.conninfo("app")};
   pqxx::work open{other};
