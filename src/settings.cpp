@@ -150,7 +150,6 @@ std::string bound_number_text(double v) {
   return number_text(v);
 }
 
-
 std::vector<std::string> choice_list(const char* choices) {
   std::vector<std::string> out;
   std::istringstream in(choices);
