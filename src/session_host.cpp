@@ -167,21 +167,26 @@ void SessionHost::opened(Session& s) {
 void SessionHost::ended(const void* key) {
   --sockets_;
   limits_.forget_unauthenticated(key);
-  auto it = sessions_.find(key);
-  if (it == sessions_.end()) return maybe_drained();
-  Session& s = *it->second;
+  if (auto it = sessions_.find(key); it != sessions_.end()) {
+    end_session(*it->second);
+    sessions_.erase(it);
+  }
+  maybe_drained();
+}
+
+// The session is gone: out of the hub and the limits, counted, and its disconnect logged with
+// the reason the server gave, or else the one its transport saw.
+void SessionHost::end_session(Session& s) {
   hub_.close(s);
   release(s);
   if (s.phase == Phase::handshake) {
     ++stats_.handshakes_failed;
-  } else {
-    ++stats_.sessions_closed;
-    const std::string reason = s.close_reason.empty() ? s.link->end_reason() : s.close_reason;
-    spdlog::info("disconnect session={} user={} peer={} reason=\"{}\" sent={}", s.serial, s.user_id, s.peer, reason,
-                 s.events_sent);
+    return;
   }
-  sessions_.erase(it);
-  maybe_drained();
+  ++stats_.sessions_closed;
+  const std::string reason = s.close_reason.empty() ? s.link->end_reason() : s.close_reason;
+  spdlog::info("disconnect session={} user={} peer={} reason=\"{}\" sent={}", s.serial, s.user_id, s.peer, reason,
+               s.events_sent);
 }
 
 // ---- What a client sends ----

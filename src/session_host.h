@@ -9,6 +9,10 @@
 // A connection is known by an opaque key (the transport's connection object) from accept to
 // its end; it has a Session from an accepted upgrade on.
 //
+// Another transport plugs in the same way: a SessionLink of its own for its sessions' frames,
+// a key per connection, and the calls below in the order a connection lives them (accepted,
+// upgrade, opened, message/pong/ping, ended). What a request becomes stays in upgrade.h.
+//
 // Single-threaded: every call on the io_context's thread.
 #pragma once
 
@@ -84,7 +88,8 @@ class SessionHost final : public Transport {
   // A control frame from the client: a pong, or a ping (whether to answer it).
   void pong(Session& s);
   bool ping(Session& s);
-  // The connection has ended, however (its socket is closed). Frees what it held.
+  // The connection has ended, however (its socket is closed). Frees what it held, its session
+  // included.
   void ended(const void* key);
 
   // ---- Transport: what the hub asks ----
@@ -109,6 +114,7 @@ class SessionHost final : public Transport {
   void cut(ConnectionLimits::Unauthenticated victim);
   const char* admit(Session& s);
   void release(Session& s);
+  void end_session(Session& s);
   bool take_message(Session& s);
   bool may_reply(Session& s);
   void refresh(Session& s, const std::string& token);
