@@ -7,12 +7,27 @@
 
 namespace mn {
 
+namespace {
+
+// Probes are short requests: 2 s for one to arrive in full.
+ListenerSettings admin_settings(const Config& cfg) {
+  ListenerSettings o;
+  o.flag = "admin-listen";
+  o.spec = cfg.admin_listen;
+  o.host = cfg.admin_host;
+  o.port = cfg.admin_port;
+  o.open_handshake_ms = 2000;
+  return o;
+}
+
+}  // namespace
+
 struct AdminListener::Impl {
   using Server = websocketpp::server<WsConfig>;
 
   Impl(asio::io_context& io, const Config& c, const HttpProbes& p)
       : cfg(c), probes(p),
-        settings{"admin-listen", c.admin_listen, c.admin_host, c.admin_port, 2000, 5000, 64 * 1024, 4096, false} {
+        settings(admin_settings(c)) {
     setup_listener(
         server, io, settings,
         [this](const Server::connection_ptr&) {

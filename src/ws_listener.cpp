@@ -69,6 +69,18 @@ class WsLink final : public SessionLink {
   const void* key_;
 };
 
+ListenerSettings settings(const Config& cfg) {
+  ListenerSettings o;
+  o.flag = "listen";
+  o.spec = cfg.listen;
+  o.host = cfg.listen_host;
+  o.port = cfg.listen_port;
+  o.open_handshake_ms = cfg.handshake_timeout.count();
+  o.max_message_bytes = cfg.max_message_bytes;
+  o.reuse_port = cfg.reuse_port;
+  return o;
+}
+
 template <class Cfg>
 class WsListenerFor final : public WsListener {
  public:
@@ -78,8 +90,7 @@ class WsListenerFor final : public WsListener {
 
   WsListenerFor(asio::io_context& io, const Config& cfg, SessionHost& host, const HttpProbes& probes)
       : cfg_(cfg), host_(host), probes_(probes),
-        settings_{"listen",           cfg.listen,     cfg.listen_host, cfg.listen_port, cfg.handshake_timeout.count(),
-                  5000,               cfg.max_message_bytes, 4096,     cfg.reuse_port} {
+        settings_(settings(cfg)) {
     setup_listener(
         server_, io, settings_, [this](const ConnPtr& con) { return accept(con); },
         [this](const ConnPtr& con) { host_.ended(con.get()); });
