@@ -96,7 +96,9 @@ class WsListenerFor final : public WsListener {
         [this](const ConnPtr& con) { host_.ended(con.get()); });
     server_.set_validate_handler([this](websocketpp::connection_hdl h) { return on_validate(h); });
     server_.set_open_handler([this](websocketpp::connection_hdl h) {
-      if (Session* s = session(h)) host_.opened(*s);
+      ConnPtr con = server_.get_con_from_hdl(h);
+      if (Session* s = host_.find(con.get())) host_.opened(*s);
+      free_handshake(*con);
     });
     server_.set_message_handler([this](websocketpp::connection_hdl h, typename Server::message_ptr m) {
       if (Session* s = session(h))
@@ -140,6 +142,18 @@ class WsListenerFor final : public WsListener {
   }
 
  private:
+  // Nothing reads an open connection's handshake (request, response, URI) again: its headers
+  // and strings are a third of an idle socket's memory. (websocketpp offers no call to drop
+  // them; the request and response are the connection's own, non-const members.)
+  static void free_handshake(typename Server::connection_type& con) {
+    using Request = typename Cfg::request_type;
+    using Response = typename Cfg::response_type;
+    const_cast<Request&>(con.get_request()) = Request();
+    const_cast<Response&>(con.get_response()) = Response();
+    static const auto no_uri = std::make_shared<websocketpp::uri>(false, "-", "/");
+    con.set_uri(no_uri);
+  }
+
   Session* session(websocketpp::connection_hdl h) { return host_.find(server_.get_con_from_hdl(h).get()); }
 
   bool accept(const ConnPtr& con) {
