@@ -14,7 +14,8 @@
 //   {"cmd":"reload","tab":T}                     → {"type":"reloaded","tab":T}
 //   {"cmd":"screenshot","tab":T,"path":P}        a PNG of the tab → {"type":"screenshot","path":P,"bytes":n}
 //   {"cmd":"exit"}                               Chromium closed, its profile removed → {"type":"exited"}
-// The page's console and uncaught exceptions are kept per tab and come with each dom report.
+// The page's console and uncaught exceptions are kept per tab; the last 20 come with a dom report
+// that did not match.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -158,7 +159,7 @@ const commands = {
       }
       const statusOk = Object.entries(status).every(([k, v]) => dom.status[k] === String(v));
       if (sameList(dom.channels, want) && statusOk) return { type: "dom", tab: name, matched: true, ...dom };
-      if (Date.now() >= deadline) return { type: "dom", tab: name, matched: false, ...dom, console: t.console };
+      if (Date.now() >= deadline) return { type: "dom", tab: name, matched: false, ...dom, console: t.console.slice(-20) };
       await sleep(50);
     }
   },
