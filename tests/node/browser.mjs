@@ -39,7 +39,9 @@ const chromium = spawn("setpriv", ["--pdeathsig", "KILL", opts.chromium ?? "chro
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
   "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--mute-audio",
   "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", `--user-data-dir=${profile}`,
-  "about:blank"], { stdio: ["ignore", "ignore", "pipe"] });
+  "--disable-crash-reporter", "about:blank"],
+  // Its crash handler and caches write under HOME and XDG_*: into the profile too, removed at exit.
+  { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile } });
 let chromiumLog = "";
 chromium.stderr.on("data", (d) => (chromiumLog = (chromiumLog + d).slice(-4000)));
 let exiting = false;
