@@ -4,7 +4,7 @@
 //   node browser.mjs <unused> '{"chromium": "/usr/bin/chromium"}'
 //
 // It serves examples/browser (serve.mjs) on 127.0.0.1 and starts Chromium, then prints
-// {"type":"ready","origin":…}. Commands, one JSON object a line; each is answered with one
+// {"type":"ready","origin":…,"chromiumPid":…}. Commands, one JSON object a line; each is answered with one
 // report line (or {"type":"failed","cmd":…,"message":…}):
 //   {"cmd":"open","tab":T,"url":U}               a new tab → {"type":"opened","tab":T}
 //   {"cmd":"wait","tab":T,"channels":[…],"status":{k:v},"timeout":ms}
@@ -45,11 +45,21 @@ const chromium = spawn("setpriv", ["--pdeathsig", "KILL", opts.chromium ?? "chro
 let chromiumLog = "";
 chromium.stderr.on("data", (d) => (chromiumLog = (chromiumLog + d).slice(-4000)));
 let exiting = false;
+// Set once Chromium or the DevTools connection is gone: every command then fails with it. The
+// process itself stays until told to exit, so the test's writes to its stdin never hit a
+// closed pipe.
+let gone = null;
+let nextId = 1;
+const pending = new Map(); // CDP request id -> {resolve, reject, method}
+function fail(message) {
+  if (gone) return;
+  gone = message;
+  out({ type: "failed", cmd: "chromium", message });
+  for (const p of pending.values()) p.reject(new Error(message));
+  pending.clear();
+}
 chromium.on("exit", (code, sig) => {
-  if (exiting) return;
-  out({ type: "failed", cmd: "chromium", message: `chromium exited (${code ?? sig}): ${chromiumLog}` });
-  cleanup();
-  process.exit(1);
+  if (!exiting) fail(`chromium exited (${code ?? sig}): ${chromiumLog}`);
 });
 
 function cleanup() {
@@ -66,27 +76,32 @@ function cleanup() {
 // Chromium writes its DevTools port and path there once it listens.
 async function devtoolsUrl() {
   const file = path.join(profile, "DevToolsActivePort");
-  for (let i = 0; i < 300; ++i) {
+  for (let i = 0; i < 300 && !gone; ++i) {
     try {
       const [port, wsPath] = fs.readFileSync(file, "utf8").split("\n");
       if (port && wsPath) return `ws://127.0.0.1:${port}${wsPath}`;
     } catch {}
     await sleep(100);
   }
-  throw new Error(`no DevToolsActivePort after 30 s: ${chromiumLog}`);
+  throw new Error(gone ?? `no DevToolsActivePort after 30 s: ${chromiumLog}`);
 }
 
-const cdp = new WebSocket(await devtoolsUrl(), { perMessageDeflate: false, maxPayload: 256 << 20 });
-await new Promise((resolve, reject) => {
-  cdp.once("open", resolve);
-  cdp.once("error", reject);
-});
-let nextId = 1;
-const pending = new Map();
+let cdp = null;
+try {
+  cdp = new WebSocket(await devtoolsUrl(), { perMessageDeflate: false, maxPayload: 256 << 20 });
+  await new Promise((resolve, reject) => {
+    cdp.once("open", resolve);
+    cdp.once("error", reject);
+  });
+  cdp.on("close", () => exiting || fail(`the DevTools connection closed: ${chromiumLog}`));
+  cdp.on("message", onMessage);
+} catch (e) {
+  fail(`could not reach Chromium's DevTools: ${e.message}`);
+}
 const tabs = new Map(); // name -> {targetId, sessionId, console: string[]}
 const bySession = new Map();
 
-cdp.on("message", (data) => {
+function onMessage(data) {
   const m = JSON.parse(String(data));
   if (m.id !== undefined) {
     const p = pending.get(m.id);
@@ -106,9 +121,10 @@ cdp.on("message", (data) => {
     tab.console.push(`${m.params.entry.level}: ${m.params.entry.text}${m.params.entry.url ? ` (${m.params.entry.url})` : ""}`);
   }
   if (tab.console.length > 100) tab.console.splice(0, tab.console.length - 100);
-});
+}
 
 function send(method, params = {}, sessionId = undefined) {
+  if (gone) return Promise.reject(new Error(gone));
   const id = nextId++;
   cdp.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
   return new Promise((resolve, reject) => pending.set(id, { resolve, reject, method }));
@@ -157,6 +173,7 @@ const commands = {
       try {
         dom = await readDom(t);
       } catch (e) {
+        if (gone) throw e;
         dom = { channels: [], status: {}, text: `(not readable: ${e.message})` }; // between navigations
       }
       const statusOk = Object.entries(status).every(([k, v]) => dom.status[k] === String(v));
@@ -179,7 +196,7 @@ const commands = {
     exiting = true;
     const exited = chromium.exitCode !== null || chromium.signalCode !== null ? Promise.resolve()
       : new Promise((r) => chromium.once("exit", r));
-    send("Browser.close").catch(() => {});
+    if (!gone) send("Browser.close").catch(() => {});
     await Promise.race([exited, sleep(5000)]);
     cleanup();
     out({ type: "exited" });
@@ -187,7 +204,7 @@ const commands = {
   },
 };
 
-out({ type: "ready", origin });
+out({ type: "ready", origin, chromiumPid: chromium.pid });
 
 // One command at a time, in order.
 let queue = Promise.resolve();
