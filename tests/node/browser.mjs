@@ -62,6 +62,11 @@ chromium.on("exit", (code, sig) => {
   if (!exiting) fail(`chromium exited (${code ?? sig}): ${chromiumLog}`);
 });
 
+function chromiumExited() {
+  if (chromium.exitCode !== null || chromium.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => chromium.once("exit", r));
+}
+
 function cleanup() {
   try {
     chromium.kill("SIGKILL");
@@ -194,8 +199,7 @@ const commands = {
   },
   async exit() {
     exiting = true;
-    const exited = chromium.exitCode !== null || chromium.signalCode !== null ? Promise.resolve()
-      : new Promise((r) => chromium.once("exit", r));
+    const exited = chromiumExited();
     if (!gone) send("Browser.close").catch(() => {});
     await Promise.race([exited, sleep(5000)]);
     cleanup();
@@ -221,6 +225,16 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     }
   });
 });
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, async () => {
+    exiting = true;
+    const exited = chromiumExited();
+    chromium.kill("SIGKILL");
+    await Promise.race([exited, sleep(3000)]);
+    cleanup();
+    process.exit(1);
+  });
+}
 process.stdin.on("end", () => {
   queue = queue.then(() => commands.exit());
 });
