@@ -14,12 +14,12 @@
 #   stmt   the migration's triggers as installed (statement triggers over transition tables)
 #   row+w, stmt+w  the same while a sidecar waits for wake-ups (a session that called
 #          set_waiting(true) stays connected), so the triggers also NOTIFY
-# Settings from the environment: E_ROUNDS (5), E_SIZES (1,10,100,10000), E_ROWS (rows per
+# Settings from the environment: E_ROUNDS (7), E_SIZES (1,10,100,10000), E_ROWS (rows per
 # measurement at most, 20000), E_STATEMENTS (statements per measurement at most, 200),
-# E_ONE_BLOCKS (15, below). Each measuring session first runs E_WARMUP statements of the same
+# E_ASYNC_SIZES (1,10,100) and E_ASYNC_BLOCKS (15), below. Each measuring session first runs E_WARMUP statements of the same
 # kind, not counted.
 
-E_ROUNDS=${E_ROUNDS:-5}
+E_ROUNDS=${E_ROUNDS:-7}
 E_SIZES=${E_SIZES:-1,10,100,10000}
 E_ROWS=${E_ROWS:-20000}
 E_STATEMENTS=${E_STATEMENTS:-200}
@@ -102,48 +102,49 @@ e_measure() {  # e_measure CONFIG OP N K ROUND
   awk -v rows=$(($3 * $4)) 'NR == 1 { w0 = $1; c0 = $2 } NR == 2 { printf "%.0f %.0f %d\n", $1 - w0, $2 - c0, rows }' "$marks"
 }
 
-# One-row statements once more, with synchronous_commit=off: the triggers' CPU per statement
-# with the disk's flush out of the way (at one row, the commit's flush costs the backend more
-# CPU than the triggers, and varies more). One psql process runs blocks of E_ONE_BLOCK
-# INSERTs, then as many DELETEs, in each configuration in turn (\c), rotating, after a
-# warm-up in each fresh session; the medians over E_ONE_BLOCKS blocks. Prints nothing; fills
-# E_ONE[config,insert|delete] with µs per statement.
-E_ONE_BLOCKS=${E_ONE_BLOCKS:-15}
-E_ONE_BLOCK=300
-declare -A E_ONE=()
-e_one_row() {
-  local f=$OUT/e/one-row.sql m=$OUT/e/one-row.marks b j i cfg nc=${#E_CONFIGS[@]}
+# Small statements once more, with synchronous_commit=off: the triggers' CPU per row with the
+# disk's flush out of the way (at a few rows, the commit's flush costs the backend more CPU than
+# the triggers, and varies more). One psql process runs blocks of INSERTs of N rows (300 rows a
+# block, at least 20 statements), then the DELETEs of those channels, in each configuration in
+# turn (\c), rotating, after a warm-up in each fresh session; the medians over E_ASYNC_BLOCKS
+# blocks. Fills E_ASYNC[config,insert|delete,N] with µs per row.
+E_ASYNC_SIZES=${E_ASYNC_SIZES:-1,10,100}
+E_ASYNC_BLOCKS=${E_ASYNC_BLOCKS:-15}
+declare -A E_ASYNC=()
+e_async() {  # e_async N
+  local n=$1 f=$OUT/e/async-n$1.sql m=$OUT/e/async-n$1.marks b j i cfg nc=${#E_CONFIGS[@]} k
+  k=$((300 / n < 20 ? 20 : 300 / n))
   : >"$m"
   {
-    for ((b = 1; b <= E_ONE_BLOCKS; b++)); do
+    for ((b = 1; b <= E_ASYNC_BLOCKS; b++)); do
       for ((j = 0; j < nc; j++)); do
         cfg=${E_CONFIGS[(j + b) % nc]}
         echo "\\c $(e_db "$cfg")"
         echo "SET synchronous_commit = off;"
         echo "SELECT pg_backend_pid() AS pid \\gset"
         echo "\\setenv E_PID :pid"
-        for ((i = 1; i <= 40; i++)); do
-          echo "INSERT INTO channel_members (channel_id, user_id) VALUES ('o${b}_w$i', 'u1');"
-          echo "DELETE FROM channel_members WHERE channel_id = 'o${b}_w$i';"
+        for ((i = 1; i <= 10; i++)); do
+          echo "INSERT INTO channel_members (channel_id, user_id) SELECT 'a${n}_${b}_w$i', 'u' || g FROM generate_series(1, $n) g;"
+          echo "DELETE FROM channel_members WHERE channel_id = 'a${n}_${b}_w$i';"
         done
         echo "\\! printf '%s ' '$cfg' >>'$m'; cut -d' ' -f1 /proc/\$E_PID/schedstat | tr '\\n' ' ' >>'$m'"
-        for ((i = 1; i <= E_ONE_BLOCK; i++)); do
-          echo "INSERT INTO channel_members (channel_id, user_id) VALUES ('o${b}_$i', 'u1');"
+        for ((i = 1; i <= k; i++)); do
+          echo "INSERT INTO channel_members (channel_id, user_id) SELECT 'a${n}_${b}_$i', 'u' || g FROM generate_series(1, $n) g;"
         done
         echo "\\! cut -d' ' -f1 /proc/\$E_PID/schedstat | tr '\\n' ' ' >>'$m'"
-        for ((i = 1; i <= E_ONE_BLOCK; i++)); do
-          echo "DELETE FROM channel_members WHERE channel_id = 'o${b}_$i';"
+        for ((i = 1; i <= k; i++)); do
+          echo "DELETE FROM channel_members WHERE channel_id = 'a${n}_${b}_$i';"
         done
         echo "\\! cut -d' ' -f1 /proc/\$E_PID/schedstat >>'$m'"
       done
     done
   } >"$f"
-  psql_q e_none -f "$f" >/dev/null || die "E: one-row statements failed (see $f)"
+  psql_q e_none -f "$f" >/dev/null || die "E: statements of $n rows with synchronous_commit=off failed (see $f)"
   for cfg in "${E_CONFIGS[@]}"; do
     # shellcheck disable=SC2046
-    E_ONE[$cfg,insert]=$(median $(awk -v c="$cfg" -v n="$E_ONE_BLOCK" '$1 == c { print ($3 - $2) / n / 1000 }' "$m"))
+    E_ASYNC[$cfg,insert,$n]=$(median $(awk -v c="$cfg" -v r=$((n * k)) '$1 == c { print ($3 - $2) / r / 1000 }' "$m"))
     # shellcheck disable=SC2046
-    E_ONE[$cfg,delete]=$(median $(awk -v c="$cfg" -v n="$E_ONE_BLOCK" '$1 == c { print ($4 - $3) / n / 1000 }' "$m"))
+    E_ASYNC[$cfg,delete,$n]=$(median $(awk -v c="$cfg" -v r=$((n * k)) '$1 == c { print ($4 - $3) / r / 1000 }' "$m"))
   done
 }
 
@@ -176,8 +177,12 @@ part_e() {
       done
     done
   done
-  log "E: one-row statements with synchronous_commit=off, $E_ONE_BLOCKS blocks of $E_ONE_BLOCK per configuration"
-  e_one_row
+  local asizes
+  IFS=, read -r -a asizes <<<"$E_ASYNC_SIZES"
+  for n in "${asizes[@]}"; do
+    log "E: statements of $n rows with synchronous_commit=off, $E_ASYNC_BLOCKS blocks per configuration"
+    e_async "$n"
+  done
   e_teardown
 
   # Medians over the rounds.
@@ -228,17 +233,20 @@ part_e() {
       done
     done
     echo
-    echo "**One-row statements, synchronous_commit=off**: CPU time of the writing backend per statement, µs (medians of $E_ONE_BLOCKS blocks of $E_ONE_BLOCK statements per configuration, the configurations in turn). With the disk's flush out of the way, what the triggers cost a one-row statement shows."
+    echo "**Small statements with synchronous_commit=off**: CPU time of the writing backend per row, µs (medians of $E_ASYNC_BLOCKS blocks of 300 rows, or 20 statements, per configuration, the configurations in turn). With the commit's flush out of the way, what the triggers cost a statement of a few rows shows."
     echo
-    printf '| statement |'; for cfg in "${E_CONFIGS[@]}"; do printf ' %s |' "${E_LABEL[$cfg]}"; done
+    printf '| statement | rows |'; for cfg in "${E_CONFIGS[@]}"; do printf ' %s |' "${E_LABEL[$cfg]}"; done
     echo ' added: row → statement | added while a sidecar waits: row → statement |'
-    printf '|---|'; for cfg in "${E_CONFIGS[@]}"; do printf -- '---|'; done; echo '---|---|'
+    printf '|---|---|'; for cfg in "${E_CONFIGS[@]}"; do printf -- '---|'; done; echo '---|---|'
     for op in insert delete; do
-      printf '| %s, 1 row |' "${op^^}"
-      for cfg in "${E_CONFIGS[@]}"; do printf ' %.1f |' "${E_ONE[$cfg,$op]}"; done
-      awk -v z="${E_ONE[none,$op]}" -v a="${E_ONE[row,$op]}" -v b="${E_ONE[stmt,$op]}" \
-          -v c="${E_ONE[row+w,$op]}" -v d="${E_ONE[stmt+w,$op]}" \
-          'BEGIN { printf " %.1f → %.1f | %.1f → %.1f |\n", a - z, b - z, c - z, d - z }'
+      for n in "${asizes[@]}"; do
+        printf '| %s | %s |' "${op^^}" "$n"
+        for cfg in "${E_CONFIGS[@]}"; do printf ' %.2f |' "${E_ASYNC[$cfg,$op,$n]}"; done
+        awk -v z="${E_ASYNC[none,$op,$n]}" -v a="${E_ASYNC[row,$op,$n]}" -v b="${E_ASYNC[stmt,$op,$n]}" \
+            -v c="${E_ASYNC[row+w,$op,$n]}" -v d="${E_ASYNC[stmt+w,$op,$n]}" 'function add(x, y) {
+              return sprintf("%.2f → %.2f (%s)", x - z, y - z, y - z > 0.005 ? sprintf("%.1f×", (x - z) / (y - z)) : "–") }
+            BEGIN { printf " %s | %s |\n", add(a, b), add(c, d) }'
+      done
     done
     echo
     echo "Other processes on the machine used about $(foreign_pct)% CPU (100% = one core, of $(nproc)00%) on average during part E; the wall times move with the disk's flush time and that load, the CPU times much less. Raw figures per round: \`e/\` in the run's directory."
