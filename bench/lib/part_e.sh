@@ -127,10 +127,12 @@ e_async() {  # e_async N
           echo "INSERT INTO channel_members (channel_id, user_id) SELECT 'a${n}_${b}_w$i', 'u' || g FROM generate_series(1, $n) g;"
           echo "DELETE FROM channel_members WHERE channel_id = 'a${n}_${b}_w$i';"
         done
+        # shellcheck disable=SC2028  # the \n is tr's, for psql's shell, not echo's
         echo "\\! printf '%s ' '$cfg' >>'$m'; cut -d' ' -f1 /proc/\$E_PID/schedstat | tr '\\n' ' ' >>'$m'"
         for ((i = 1; i <= k; i++)); do
           echo "INSERT INTO channel_members (channel_id, user_id) SELECT 'a${n}_${b}_$i', 'u' || g FROM generate_series(1, $n) g;"
         done
+        # shellcheck disable=SC2028
         echo "\\! cut -d' ' -f1 /proc/\$E_PID/schedstat | tr '\\n' ' ' >>'$m'"
         for ((i = 1; i <= k; i++)); do
           echo "DELETE FROM channel_members WHERE channel_id = 'a${n}_${b}_$i';"
