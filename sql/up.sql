@@ -316,6 +316,7 @@ DECLARE
   per_statement boolean;
   insert_fn text;  -- the functions' names: they are made below
   delete_fn text;
+  rejoin text;
 BEGIN
   xt_new := membership_notifier.xtype_expr('NEW', p_channel, p_xtype, p_channels, p_key);
   xt_old := membership_notifier.xtype_expr('OLD', p_channel, p_xtype, p_channels, p_key);
@@ -379,11 +380,32 @@ BEGIN
 
   -- The statement triggers. Their bodies follow the row triggers' rules (qualified names, no
   -- SET clause, the wake-up check first: an AFTER STATEMENT trigger runs once the statement's
-  -- rows are written, so a transaction that logs anything has its id by then). The rows are read from the transition table under
-  -- the alias r (NEW and OLD are PL/pgSQL's own names in a trigger), in the order the
-  -- statement changed them. While a sidecar waits, the statement's highest log id is named in
-  -- one wake-up, in the payload that notify_row() sends for a row; a statement that changed
-  -- nothing logs nothing and wakes nobody.
+  -- rows are written, so a transaction that logs anything has its id by then). The rows are
+  -- read from the transition table under the alias r (NEW and OLD are PL/pgSQL's own names in a
+  -- trigger), in the order the statement changed them. While a sidecar waits, the statement's
+  -- highest log id is named in one wake-up, in the payload that notify_row() sends for a row; a
+  -- statement that changed nothing logs nothing and wakes nobody.
+  -- One order they cannot keep by themselves: a statement (a MERGE, a WITH query) that deletes
+  -- a pair's row and moves another row into that pair by UPDATE. The UPDATE's row trigger logs
+  -- that join before the DELETE's statement trigger logs the leave, which would leave the pair
+  -- a non-member in the log. So the UPDATE trigger marks its transaction (moved_in), and the
+  -- DELETE's statement trigger, seeing the mark, logs a join again, after its leaves, for each
+  -- deleted pair that is in the table at the statement's end (made again within it), and clears
+  -- the mark. Where an INSERT of the same statement made the pair again, its join follows: a
+  -- second join of a member, which changes nothing for a client. Without a moving UPDATE in the
+  -- transaction this costs the DELETE one look at a setting.
+  rejoin := format($r$
+        IF pg_catalog.current_setting('membership_notifier.moved_in', true) OPERATOR(pg_catalog.=) 't' THEN
+          PERFORM pg_catalog.set_config('membership_notifier.moved_in', '', true);
+          WITH again AS (
+            INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
+            SELECT 'j', t.%1$I::pg_catalog.text, t.%2$I::pg_catalog.text, %3$s, pg_catalog.clock_timestamp()
+              FROM membership_notifier_deleted r JOIN %4$s t
+                ON t.%1$I OPERATOR(pg_catalog.=) r.%1$I AND t.%2$I OPERATOR(pg_catalog.=) r.%2$I
+            RETURNING l.id)
+          SELECT GREATEST(last_id, pg_catalog.max(again.id)) INTO last_id FROM again;
+        END IF;$r$, p_channel, p_user, membership_notifier.xtype_expr('t', p_channel, p_xtype, p_channels, p_key),
+    p_table);
   FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
     EXECUTE format($f$
       CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s_statement() RETURNS trigger
@@ -397,7 +419,7 @@ BEGIN
             SELECT %2$L, r.%3$I::pg_catalog.text, r.%4$I::pg_catalog.text, %5$s, pg_catalog.clock_timestamp()
               FROM %6$I r
             RETURNING l.id)
-          SELECT pg_catalog.max(logged.id) INTO last_id FROM logged;
+          SELECT pg_catalog.max(logged.id) INTO last_id FROM logged;%8$s
           IF last_id IS NOT NULL AND membership_notifier.sidecar_waits() THEN
             PERFORM pg_catalog.pg_notify('membership_notifier',
               membership_notifier.wake_payload(pg_catalog.pg_current_xact_id(), last_id));
@@ -405,13 +427,13 @@ BEGIN
         ELSE
           INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
           SELECT %2$L, r.%3$I::pg_catalog.text, r.%4$I::pg_catalog.text, %5$s, pg_catalog.clock_timestamp()
-            FROM %6$I r;
+            FROM %6$I r;%8$s
         END IF;
         RETURN NULL;
       END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user,
       membership_notifier.xtype_expr('r', p_channel, p_xtype, p_channels, p_key),
       CASE body WHEN 'insert' THEN 'membership_notifier_inserted' ELSE 'membership_notifier_deleted' END,
-      wake_when);
+      wake_when, CASE body WHEN 'delete' THEN rejoin ELSE '' END);
   END LOOP;
 
   -- UPDATE: a row trigger, also on a plain table. Its WHEN clause keeps it from firing, at
@@ -425,6 +447,10 @@ BEGIN
     CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER AS $b$
     BEGIN
+      -- The mark the DELETE's statement trigger looks for (above).
+      IF coalesce(pg_catalog.current_setting('membership_notifier.moved_in', true), '') OPERATOR(pg_catalog.<>) 't' THEN
+        PERFORM pg_catalog.set_config('membership_notifier.moved_in', 't', true);
+      END IF;
       IF %5$s THEN
         PERFORM membership_notifier.notify_row('l', OLD.%1$I::pg_catalog.text, OLD.%2$I::pg_catalog.text, %3$s);
         PERFORM membership_notifier.notify_row('j', NEW.%1$I::pg_catalog.text, NEW.%2$I::pg_catalog.text, %4$s);
@@ -449,9 +475,14 @@ BEGIN
       RETURN NULL;
     END $b$ $f$, wake_when);
 
-  -- Fail now, not in the application's first write, if a column or type does not fit.
+  -- Fail now, not in the application's first write, if a column or type does not fit (the
+  -- equality is the DELETE's statement trigger's, above).
   EXECUTE format('SELECT %s, NEW.%I::pg_catalog.text, NEW.%I::pg_catalog.text FROM %s NEW WHERE false',
                  xt_new, p_channel, p_user, p_table);
+  IF per_statement THEN
+    EXECUTE format('SELECT FROM %1$s t WHERE t.%2$I OPERATOR(pg_catalog.=) t.%2$I AND t.%3$I OPERATOR(pg_catalog.=) t.%3$I'
+                   ' AND false', p_table, p_channel, p_user);
+  END IF;
 
   IF p_channels IS NOT NULL THEN
     EXECUTE format($f$

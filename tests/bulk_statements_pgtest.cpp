@@ -343,6 +343,30 @@ TEST_F(Ordering, AWithQueryThatDeletesRowsAndInsertsThemAgainLogsEachLeaveBefore
   expect_log_replays_to_table();
 }
 
+// One statement deletes a pair's row and moves another row into that pair by UPDATE (here the
+// UPDATE runs first in the log: the WITH query's DELETE finishes after it). The UPDATE's row
+// trigger logs its join before the DELETE's statement trigger logs the leave; the DELETE's
+// trigger then logs the join again, so the pair ends a member. The first join, of a pair that
+// was a member all along, is the one change logged that changes nothing.
+TEST_F(Ordering, AStatementThatDeletesAPairAndMovesAnotherRowIntoItLeavesThePairAMember) {
+  create_schema();
+  sql("INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1'), ('c1', 'u2'), ('c1', 'u3')");
+  sql("WITH gone AS (DELETE FROM channel_members WHERE channel_id = 'c1' AND user_id = 'u1' RETURNING user_id)"
+      " UPDATE channel_members SET user_id = 'u1' WHERE channel_id = 'c1' AND user_id = 'u2' AND EXISTS (SELECT FROM gone)");
+  EXPECT_EQ(table(), (std::set<Pair>{{"c1", "u1"}, {"c1", "u3"}}));
+  EXPECT_EQ(log(true, "id > 3"), (std::vector<std::string>{"l c1 u2 dm", "j c1 u1 dm", "l c1 u1 dm", "j c1 u1 dm"}));
+  // In a later transaction the mark is gone: a plain DELETE logs its leave and nothing more.
+  sql("DELETE FROM channel_members WHERE user_id = 'u1'");
+  EXPECT_EQ(log(false, "id > 7"), (std::vector<std::string>{"l c1 u1"}));
+  // In the same transaction as a move, a DELETE of a pair that stays gone logs no join.
+  sql("BEGIN; UPDATE channel_members SET user_id = 'u4' WHERE user_id = 'u3';"
+      " DELETE FROM channel_members WHERE user_id = 'u4'; COMMIT");
+  EXPECT_EQ(log(false, "id > 8"), (std::vector<std::string>{"l c1 u3", "j c1 u4", "l c1 u4"}));
+  const Replayed r = replay();
+  EXPECT_EQ(r.errors, (std::vector<std::string>{"row 5: j c1 u1 of a member"}));
+  EXPECT_TRUE(r.members == table()) << "the log replayed does not give the table";
+}
+
 // Many kinds of statement, large and small, in transactions that commit or roll back, to
 // savepoints too: whatever ran, the log replayed from the start gives the table.
 TEST_F(Ordering, RandomBulkStatementsReplayedFromTheLogGiveTheTable) {
