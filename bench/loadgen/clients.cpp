@@ -1,6 +1,6 @@
 #include "clients.h"
 
-#include "jwt.h"
+#include "support/jwt_mint.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -63,7 +63,8 @@ struct Clients::Conn {
 
 Clients::Clients(ClientOptions o) : opts_(std::move(o)) {
   for (int u = 0; u < opts_.users; ++u)
-    tokens_.push_back(mint_hs256(opts_.secret, opts_.user_prefix + std::to_string(u), 7 * 24 * 3600));
+    tokens_.push_back(mn::test::mint_hs256(
+        opts_.secret, mn::test::claims_for(opts_.user_prefix + std::to_string(u), std::chrono::hours(7 * 24))));
   for (int i = 0; i < opts_.sockets; ++i) conns_.push_back(std::make_unique<Conn>());
   others_.resize(opts_.sockets);
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
