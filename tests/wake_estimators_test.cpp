@@ -1,5 +1,5 @@
-// The adaptive wake-up's rate estimate.
-#include "commit_rate.h"
+// The wake-up policy's estimators (wake_estimators.h).
+#include "wake_estimators.h"
 
 #include <gtest/gtest.h>
 
