@@ -105,7 +105,9 @@ void WakePolicy::read_returned(Time now, const std::vector<LogRow>& rows, const 
 WakeActions WakePolicy::read_delivered(Time now, bool got_rows, const PgSnapshot& seen) {
   WakeActions out;
   if (cfg_.mode == WakeMode::poll) {
-    out.add(WakeAction::read_after, cfg_.poll_interval);
+    // Under load, read continuously: a read that returned rows is followed by the next after
+    // the read gap; one that found nothing by the poll interval.
+    out.add(WakeAction::read_after, got_rows ? read_gap() : cfg_.poll_interval);
     return out;
   }
   if (cfg_.mode == WakeMode::notify) {
@@ -159,7 +161,7 @@ WakeActions WakePolicy::drain(Time now, bool got_rows) {
   // they notify whatever the triggers now do, and re-arming before then queues new commits
   // behind them.
   if (now < queue_drains_at_) {
-    out.add(WakeAction::read_after, cfg_.busy_poll_interval);
+    out.add(WakeAction::read_after, got_rows ? read_gap() : cfg_.busy_poll_interval);
     return out;
   }
   // Poll on while commits come faster than half the limit (hysteresis, so that a rate near it
@@ -168,9 +170,16 @@ WakeActions WakePolicy::drain(Time now, bool got_rows) {
   // With a limit of 0, re-arm on the first empty read. Nor before a burst's spell has had its
   // first read a busy-poll interval on.
   if (burst_unconfirmed_ || (max_rate > 0 ? rate >= (burst_over ? max_rate : max_rate / 2) : got_rows)) {
-    // Commits well under the limit since some read (QuietStretch): a load is over, or paused,
-    // while the estimate still reads it. Read again within a millisecond.
-    out.add(WakeAction::read_after, quiet_stretch_.holds() ? quiet_poll_every() : cfg_.busy_poll_interval);
+    // Commits come faster than waking allows: read continuously while reads return rows, the
+    // next after the read gap, so that a change waits about one read, not a busy-poll
+    // interval, and each read takes what came during the one before (batches grow with the
+    // rate). A read that found nothing waits the busy-poll interval, or, once commits are well
+    // under the limit since some read (QuietStretch: a load over, or paused, while the
+    // estimate still reads it), a millisecond.
+    std::chrono::milliseconds next = cfg_.busy_poll_interval;
+    if (got_rows) next = read_gap();
+    else if (quiet_stretch_.holds()) next = quiet_poll_every();
+    out.add(WakeAction::read_after, next);
     return out;
   }
   spdlog::debug("waiting for wake-ups again after {:.0f} ms of polling ({:.0f} commits/s lately, limit {:.0f})",
@@ -267,6 +276,10 @@ double WakePolicy::burst_limit(Time now) const {
   const double limit = max_notify_rate(now);
   const double seen = contended_.burst_limit();
   return seen > 0 ? std::min(limit, seen) : limit;
+}
+
+std::chrono::milliseconds WakePolicy::read_gap() const {
+  return std::min(kReadGap, cfg_.busy_poll_interval);
 }
 
 std::chrono::milliseconds WakePolicy::quiet_poll_every() const {

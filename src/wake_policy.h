@@ -13,9 +13,11 @@
 //    and are left out (AskOtherDatabases).
 //  - armed: woken by every commit, each wake-up answered by a read; a read every poll interval
 //    as a safety net.
-//  - draining (a polling spell): disarmed, reading every busy-poll interval while commits come
-//    faster than waking allows.
-// In notify mode the policy stays armed; in poll mode it never arms.
+//  - draining (a polling spell): disarmed while commits come faster than waking allows, reading
+//    continuously: the next read a gap (kReadGap) after one that returned rows, a busy-poll
+//    interval after one that found nothing.
+// In notify mode the policy stays armed; in poll mode it never arms, and reads continuously
+// while reads return rows, every poll interval otherwise.
 #pragma once
 
 #include "config.h"
@@ -137,6 +139,10 @@ class WakePolicy {
   static constexpr std::chrono::milliseconds kConfirmEvery{10};
   static constexpr double kLookMinRate = 2;
   static constexpr int kLooks = 3;
+  // Reading continuously (draining, or polling in poll mode), the gap after a read that returned
+  // rows before the next: short enough that a change waits about one read, long enough that
+  // each read takes a batch and the database's CPU per change does not grow with the rate.
+  static constexpr std::chrono::milliseconds kReadGap{1};
   // Draining, once commits have fallen well below the limit (QuietStretch): how often to read.
   // A read of a few rows is a round trip of a small fraction of a millisecond.
   static constexpr std::chrono::milliseconds kQuietPollEvery{1};
@@ -152,6 +158,7 @@ class WakePolicy {
   void settle(const PgSnapshot& seen, WakeActions& out);
   WakeActions drain(Time now, bool got_rows);
   double burst_limit(Time now) const;
+  std::chrono::milliseconds read_gap() const;
   std::chrono::milliseconds quiet_poll_every() const;
 
   WakePolicyConfig cfg_;

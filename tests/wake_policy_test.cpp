@@ -41,6 +41,7 @@ class Sim {
   std::vector<Time> read_times;
   std::vector<Time> disarmed_at;
   std::vector<std::chrono::milliseconds> delays;  // every read_after, in order
+  std::vector<std::pair<Time, double>> waits;     // each row read: when, and how long it waited (ms)
 
   void connect() {
     run(policy.connected(now));
@@ -51,6 +52,7 @@ class Sim {
   void commit() {
     const uint64_t xid = next_xid_++;
     unread_.push_back(row(xid));
+    committed_at_.push_back(now);
     if (!armed) return;
     ++wakeups;
     run(policy.woken(now, xid, last_read_.sees(xid)));
@@ -105,6 +107,8 @@ class Sim {
     policy.read_sent(now);
     std::vector<LogRow> rows;
     rows.swap(unread_);
+    for (Time t : committed_at_) waits.emplace_back(now, std::chrono::duration<double, std::milli>(now - t).count());
+    committed_at_.clear();
     rows_read += static_cast<int>(rows.size());
     const PgSnapshot seen = cursor();
     last_read_ = seen;
@@ -161,6 +165,14 @@ class Sim {
     }
   }
 
+  // The longest a row read in [from, to) waited, in ms.
+  double longest_wait(Time from, Time to) const {
+    double most = 0;
+    for (const auto& [at, ms] : waits)
+      if (at >= from && at < to) most = std::max(most, ms);
+    return most;
+  }
+
   // Reads in [from, to).
   int reads_between(Time from, Time to) const {
     return static_cast<int>(std::count_if(read_times.begin(), read_times.end(),
@@ -180,6 +192,7 @@ class Sim {
   int looks_out = 0;
   uint64_t next_xid_ = 1000;
   std::vector<LogRow> unread_;
+  std::vector<Time> committed_at_;  // of the rows commit() added to unread_
   PgSnapshot last_read_;
 };
 
@@ -216,19 +229,61 @@ TEST(WakePolicy, AStreamUnderTheLimitIsWokenForCommitByCommit) {
   EXPECT_EQ(s.policy.state(), WakePolicy::State::armed);
 }
 
-TEST(WakePolicy, AStreamOverTheLimitStopsTheWakeUpsAndIsReadEveryBusyPollInterval) {
+TEST(WakePolicy, AStreamOverTheLimitStopsTheWakeUpsAndIsReadContinuously) {
   Sim s = idle(adaptive());
   const Time start = s.now;
   s.stream(3000, 333us);  // 3,000/s for a second
   EXPECT_FALSE(s.armed);
   EXPECT_EQ(s.policy.polling_spells(), 1u);
   EXPECT_LT(s.wakeups, 100) << "woken only until the burst rule saw the stream";
-  // In the stream's last half second, once the spell is under way: one read every 20 ms.
-  EXPECT_NEAR(s.reads_between(start + 500ms, start + 1s), 25, 2);
+  // Once the spell is under way, each read that returns rows is followed by the next a read gap
+  // on: a read a millisecond, and no change waits longer than that (a read here takes no time).
+  EXPECT_NEAR(s.reads_between(start + 500ms, start + 1s), 500, 2);
+  EXPECT_LE(s.longest_wait(start + 100ms, start + 1s), 1.0);
   // After it, the estimate fades under half the limit and the reader arms again.
   s.wait(1s);
   EXPECT_TRUE(s.armed);
   EXPECT_EQ(s.rows_read, 3000);
+}
+
+TEST(WakePolicy, DrainingAReadThatReturnedRowsIsFollowedByTheNextAfterTheGapAndAnEmptyOneByTheBusyPollInterval) {
+  Sim s = idle(adaptive());
+  s.stream(600, 333us);  // 3,000/s: draining, reading continuously
+  ASSERT_EQ(s.policy.state(), WakePolicy::State::draining);
+  EXPECT_EQ(s.delays.back(), WakePolicy::kReadGap);
+  // A stall in the stream: the first empty read waits a busy-poll interval, and the reader
+  // stays disarmed (a pause is no reason to be woken by every commit).
+  s.wait(5ms);
+  EXPECT_EQ(s.delays.back(), 20ms);
+  EXPECT_FALSE(s.armed);
+  // The stream resumes: the next read finds rows, and reads are continuous again.
+  s.wait(15ms);
+  const Time back = s.now;
+  s.stream(300, 333us);
+  EXPECT_EQ(s.delays.back(), WakePolicy::kReadGap);
+  EXPECT_LE(s.longest_wait(back + 25ms, s.now), 1.0);
+  EXPECT_EQ(s.policy.polling_spells(), 1u);
+}
+
+TEST(WakePolicy, TheReadGapIsNeverLongerThanTheBusyPollInterval) {
+  WakePolicy p(adaptive(50, 1ms));
+  Time t = Time{} + 1h;
+  p.connected(t);
+  PgSnapshot seen;
+  seen.xmin = seen.xmax = 10;
+  std::vector<LogRow> rows(1);
+  for (int i = 0; i < 200; ++i) {  // 200 commits 100 us apart: far over a limit of 50/s
+    t += 100us;
+    rows[0].xid = seen.xmax;
+    p.read_sent(t);
+    p.read_returned(t, rows, seen, 0);
+    seen.xmin = seen.xmax = seen.xmax + 1;
+    p.read_delivered(t, true, seen);
+  }
+  ASSERT_EQ(p.state(), WakePolicy::State::draining);
+  p.read_sent(t);
+  p.read_returned(t, rows, seen, 0);
+  EXPECT_EQ(p.read_delivered(t, true, seen).read_after(), 1ms);
 }
 
 TEST(WakePolicy, ABurstFromIdleStopsTheWakeUpsWithinTwentyCommitsAndOnlyUntilAReadFindsItOver) {
@@ -380,8 +435,10 @@ TEST(WakePolicy, AStreamAfterAPauseIsReadEveryBusyPollIntervalNotEveryMillisecon
   s.stream(800, 1160us);  // about 860 a second, over the limit
   EXPECT_EQ(s.policy.polling_spells(), 1u);
   ASSERT_EQ(s.disarmed_at.size(), 1u);
-  // About a second of stream at one read every 100 ms.
-  EXPECT_LT(s.reads_between(s.disarmed_at[0], s.now), 15);
+  // About a second of stream, each read that returns rows followed by the next a millisecond on
+  // and each empty one a busy-poll interval on; begun at the first read, a quiet stretch would
+  // read every millisecond, rows or not (about 900 reads).
+  EXPECT_LT(s.reads_between(s.disarmed_at[0], s.now), 100);
   EXPECT_GT(s.disarmed_at[0], start);
 }
 
@@ -457,13 +514,29 @@ TEST(WakePolicy, InNotifyModeAHalfFullNotificationQueueMakesItReadEveryBusyPollI
   EXPECT_EQ(p.read_delivered(t, false, PgSnapshot{}).read_after(), 20ms);
 }
 
-TEST(WakePolicy, InPollModeItNeverArmsAndReadsEveryPollInterval) {
+TEST(WakePolicy, InPollModeItNeverArmsAndReadsEveryPollIntervalAndOnceMoreAfterRows) {
   Sim s({WakeMode::poll, 250ms, 20ms, 2000});
   s.connect();
   EXPECT_EQ(s.arms, 0);
   const Time start = s.now;
-  s.stream(1000, 1ms);
+  s.stream(10, 100ms);  // 10/s
   EXPECT_EQ(s.wakeups, 0);
-  EXPECT_EQ(s.rows_read, 999) << "the last commit came with the last read";
-  EXPECT_EQ(s.reads_between(start, s.now + 1ms), 5);
+  // At 250, 501 and 752 ms (a poll interval after the read before), each finding rows and so
+  // followed by one a millisecond later that finds nothing.
+  EXPECT_EQ(s.reads_between(start + 1us, s.now + 2ms), 6);
+  EXPECT_EQ(s.delays.back(), 250ms);
+}
+
+TEST(WakePolicy, InPollModeUnderLoadItReadsContinuously) {
+  Sim s({WakeMode::poll, 1000ms, 20ms, 2000});
+  s.connect();
+  s.wait(1s);
+  const Time start = s.now;
+  s.stream(8000, 250us);  // 4,000/s for two seconds
+  EXPECT_EQ(s.wakeups, 0);
+  // The first read, a poll interval on, finds a second's rows; from then on a read a millisecond.
+  EXPECT_LE(s.longest_wait(start + 1s + 1ms, s.now), 1.0);
+  s.wait(10ms);
+  EXPECT_EQ(s.delays.back(), 1000ms) << "back to the poll interval once a read finds nothing";
+  EXPECT_EQ(s.rows_read, 8000);
 }
