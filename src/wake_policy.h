@@ -3,14 +3,15 @@
 // was sent, returned, was delivered, the NOTIFY lock's queue was seen), its outputs are actions
 // (arm, disarm, read now, read after a delay, look at the lock's queue, ask which transactions
 // belong to other databases). No sockets, no libpq: the reader (event_log_reader.h) executes the
-// actions in the order given, and passes the clock in. The rules are in docs/wake-up.md.
+// actions in the order given, and passes the clock in. Decisions are logged (spdlog, mostly at
+// debug). The rules are in docs/wake-up.md.
 //
 // The states, in adaptive mode:
 //  - settling: just armed (set_waiting(true)). A transaction whose trigger looked before the
 //    arm committed notifies no one, but it had its xid then, so it is in the in-progress list of
 //    the first read after arming, or visible to it. Reading on, with backoff, until none of those
 //    is still running closes that gap. Other databases' transactions cannot log a change here
-//    and are left out (AskOtherDatabases).
+//    and are left out (ask_other_databases).
 //  - armed: woken by every commit, each wake-up answered by a read; a read every poll interval
 //    as a safety net.
 //  - draining (a polling spell): disarmed while commits come faster than waking allows, reading
@@ -25,7 +26,6 @@
 #include "pg_snapshot.h"
 #include "wake_estimators.h"
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
