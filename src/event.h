@@ -1,6 +1,8 @@
-// Event: one row of membership_notifier.event_log, and what it means to a client.
-// Pure mapping, no I/O: unit-tested on its own.
+// Event: one row of membership_notifier.event_log, what it means to a client, and the batch of
+// rows one read of the log returns. Pure mapping, no I/O: unit-tested on its own.
 #pragma once
+
+#include "pg_snapshot.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -21,6 +23,26 @@ struct LogRow {
   std::optional<std::string> xtype;
   int64_t occurred_at_us = 0;            // microseconds since the Unix epoch, UTC
 };
+
+// Rows that committed between two reads, in id order. `reset` means the cursor could not
+// continue (first read against a different log: restored or another database, or a failover
+// that lost delivered changes): clients must resynchronise from the current state.
+struct Batch {
+  PgSnapshot from;
+  PgSnapshot to;
+  // A read of the log (not a wake-up's payload): every row `to` sees has now been handed over,
+  // so `to` is a position any live session has reached. Reads that found nothing come too.
+  bool read = false;
+  std::vector<LogRow> rows;
+  std::string log_id;
+  uint32_t timeline = 1;  // of the server read: event ids carry it past timeline 1
+  bool reset = false;
+};
+
+class PgResult;  // pg_connection.h
+// Parses one result row of the reader's read or of a replay (columns 1..7: id, xid, op,
+// channel_id, user_id, xtype, occurred_at in microseconds); nullopt when malformed.
+std::optional<LogRow> parse_row(const PgResult& r, int row);
 
 enum class EventKind { joined, left, truncated };
 

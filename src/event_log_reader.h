@@ -22,18 +22,22 @@
 // everything delivered survived; if not, clients are resynchronised (Batch::reset). Event ids
 // carry the timeline past timeline 1, so no id names two changes.
 //
+// When to read, and whether the triggers should wake it, is the wake-up policy's decision
+// (wake_policy.h, pure): the reader tells it what happened and carries out what it says.
+// The read statement is in log_read_sql.cpp; the failover marks in failover_marks.cpp.
+//
 // On (re)connect: LISTEN first, then read from the cursor, then ready. Environmental failures
 // (server gone, standby, migration missing, timeouts) mean: log, back off with jitter, retry.
 // Single-threaded: all calls and callbacks on the io_context's thread.
 #pragma once
 
-#include "commit_rate.h"
 #include "config.h"
 #include "delivery_record.h"
 #include "event.h"
-#include "wake_payload.h"
 #include "pg_connection.h"
 #include "pg_snapshot.h"
+#include "wake_payload.h"
+#include "wake_policy.h"
 
 #include <asio.hpp>
 
@@ -43,25 +47,9 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 namespace mn {
-
-// Rows that committed between two reads, in id order. `reset` means the cursor could not
-// continue (first read against a different log: restored or another database): clients must
-// resynchronise from the current state.
-struct Batch {
-  PgSnapshot from;
-  PgSnapshot to;
-  // A read of the log (not a wake-up's payload): every row `to` sees has now been handed over,
-  // so `to` is a position any live session has reached. Reads that found nothing come too.
-  bool read = false;
-  std::vector<LogRow> rows;
-  std::string log_id;
-  uint32_t timeline = 1;  // of the server read: event ids carry it past timeline 1
-  bool reset = false;
-};
 
 struct ReaderStats {
   // Upper bounds (seconds) of the read-time histogram's buckets: a read sent to its answer.
@@ -110,8 +98,6 @@ class EventLogReader {
   // What the reader's connection sets before it prepares read_sql().
   static const char* session_sql();
   static PgConnection::Params read_params(const PgSnapshot& since);
-  // Parses one result row of read_sql() or of a replay (columns 1..7); nullopt when malformed.
-  static std::optional<LogRow> parse_row(const PgResult& r, int row);
 
  private:
   void connect();
@@ -122,28 +108,16 @@ class EventLogReader {
   void read();
   void on_read(PgResult r);
   void schedule_poll(std::chrono::milliseconds after);
-  void wake();
   void on_notification(const std::string& payload);
   void deliver(Batch batch, bool got_rows, const PgSnapshot& seen);
   void mark_delivered();
   // The connection's first answer: which log, timeline, key; whether a failover lost anything.
   void take_server_state(const PgResult& r);
-  bool settled(const PgSnapshot& seen);
-  // Drops from the arm's list (armed_at_) the transactions of other databases.
-  void leave_out_other_databases();
-  // Just armed (waiting): settle from the next read on.
-  void start_settling();
-  // Armed once settled; else schedules the next settling read. True when armed.
-  bool settle(const PgSnapshot& seen);
-  void poll_while_armed();
-  std::chrono::milliseconds quiet_poll_every() const;
-  void adapt(bool got_rows, const PgSnapshot& seen);
+  // Carries out what the wake-up policy decided, in order.
+  void execute(const WakeActions& actions);
   void set_waiting(bool waiting);
-  // Stops the wake-ups; `why` is logged (debug), `by_burst`: see burst_unconfirmed_.
-  void start_polling(const char* why, bool by_burst = false);
-  double max_notify_rate() const;
-  double burst_limit() const;  // where a burst stops the NOTIFYs (ContendedLimit::burst_limit())
-  void check_notify_contention();
+  void look_at_queue();
+  void ask_other_databases(uint64_t arm_id, const std::vector<uint64_t>& xids);
 
   asio::io_context& io_;
   const Config& cfg_;
@@ -160,8 +134,6 @@ class EventLogReader {
   bool reading_ = false;
   bool dirty_ = false;  // woken while a read was in flight: read again after it
   std::chrono::steady_clock::time_point read_sent_{};
-  // When the last read was sent (about when its snapshot was taken): this read's commits came after.
-  std::optional<std::chrono::steady_clock::time_point> counted_since_;
   std::string log_id_;
   std::string wake_key_;              // membership_notifier.wake_key, 32 bytes
   uint32_t timeline_ = 0;             // of the server connected to; 0 before the first connect
@@ -172,42 +144,8 @@ class EventLogReader {
   std::chrono::steady_clock::time_point forged_logged_{};
   std::optional<PgSnapshot> cursor_;
   bool pending_reset_ = false;
-  enum class Wake { armed, draining, settling } wake_ = Wake::settling;
-  std::optional<PgSnapshot> armed_at_;
-  uint64_t arms_ = 0;  // counts arms, so that an answer about an earlier one's list is dropped
-  bool other_databases_check_works_ = true;  // false on a schema without the function
-  std::chrono::milliseconds settle_delay_{2};
+  WakePolicy policy_;
   ReaderStats stats_;
-
-  double queue_usage_ = 1;          // pg_notification_queue_usage() at the last read
-  CommitRate commit_rate_;          // transactions with membership changes per second, lately
-  CommitBurst commit_burst_;        // ... over the last few wake-ups' transactions
-  uint64_t last_woken_xid_ = 0;
-  std::unordered_set<uint64_t> woken_;  // counted in commit_rate_ at their wake-up, not yet read
-  // The polling spell (draining): when it began, and the commits reads have counted since.
-  std::chrono::steady_clock::time_point spell_started_{};
-  double spell_commits_ = 0;
-  // It was begun by a burst (CommitBurst), not by the measured rate, and no read has yet told a
-  // passing burst (a writer catching up) from the start of a stream. Until one does, the estimate
-  // holds the burst's rate, which takes hundreds of milliseconds to fade. Read only while
-  // draining, and set by start_polling(), the only way in.
-  bool burst_unconfirmed_ = false;
-  // Draining: commits have come under a quarter of the limit since some read (QuietStretch);
-  // adapt() then reads again after quiet_poll_every(), not a busy-poll interval on. Reset by
-  // start_polling().
-  QuietStretch quiet_stretch_;
-  // A spell begun by commits queueing on the NOTIFY lock: when those already queued should have
-  // gone through it (set by check_notify_contention(), reset by start_polling()). No re-arm
-  // before then.
-  std::chrono::steady_clock::time_point queue_drains_at_{};
-
-  // Adaptive mode: the limit that commits queueing on the NOTIFY lock set (ContendedLimit).
-  ContendedLimit contended_;
-  std::chrono::steady_clock::time_point woken_since_{};  // the last arm
-  std::chrono::steady_clock::time_point contention_checked_{};
-  bool contention_check_out_ = false;
-  int contention_seen_ = 0;  // checks in a row that found a queue
-  bool contention_check_works_ = true;                 // false on a schema without the function
 };
 
 }  // namespace mn

@@ -1,7 +1,8 @@
 #include "history.h"
 
 #include "durable_gate.h"
-#include "event_log_reader.h"
+#include "event.h"
+#include "history_sql.h"
 #include "replay_batch.h"
 
 #include <spdlog/spdlog.h>
@@ -15,70 +16,6 @@ namespace mn {
 namespace {
 
 constexpr size_t kMaxUsersPerQuery = 1000;  // a snapshot's or a replay's
-
-// Builds, on the server, the snapshot query for the configured mapping: column names are
-// quoted by format(%I) there, never pasted together here.
-constexpr const char* kSnapshotSqlBuilder =
-    "SELECT s.log_id::text, a.atttypid::regtype::text, format("
-    "  'SELECT s.snap::text, m.u, m.c, m.x, s.flushed, s.lsn FROM (SELECT pg_current_snapshot() AS snap, "
-    "   pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() AS flushed, pg_current_wal_insert_lsn()::text AS lsn) s "
-    "   LEFT JOIN LATERAL (SELECT r.%2$I::text AS u, r.%3$I::text AS c, %4$s AS x FROM %1$s r "
-    "   WHERE r.%2$I = ANY($1::%5$s[])) m ON true',"
-    "  s.member_table::regclass, s.user_column, s.channel_column,"
-    "  membership_notifier.xtype_expr('r', s.channel_column, s.xtype_column,"
-    "                                 s.channels_table::regclass, s.channels_key),"
-    "  format_type(a.atttypid, NULL))"
-    " FROM membership_notifier.settings s"
-    " JOIN pg_attribute a ON a.attrelid = s.member_table::regclass AND a.attname = s.user_column";
-
-// Rows of a batch's users (and TRUNCATE rows) that some position of the batch has not seen:
-// every transaction from $1 on, and those listed in $2 (in progress at some position's base;
-// $3 is the least of them, or $1), with every row of such a transaction read so that times
-// follow the rule of make_times_distinct() (event.h), as the live events' did:
-// t = rank + max(stored - rank) over the transaction's rows so far, in id order. Each client
-// then takes what its own position has not seen (replay_batch.h). Also what decides whether a
-// position can be honoured at all: how far pruning has gone, and which log this is.
-// The first arm is bounded above too, which filters nothing (later transactions are invisible
-// to this statement anyway): as in the reader (event_log_reader.cpp), a range bounded on both
-// sides is estimated small, an index range scan. Unbounded, with the log's statistics lagging
-// behind its writes, a read from a recent position was a scan of the whole log: 25 ms at
-// 366,000 rows against 0.1-0.4 ms; a read of all of it is slower so, 50-59 ms against 30-35.
-constexpr const char* kReplaySql =
-    "SELECT s.snap::text, e.id, e.xid::text, e.op::text, e.channel_id, e.user_id, e.xtype,"
-    "       e.t_us, st.pruned_through::text, st.log_id::text, s.flushed, s.lsn, tl.timeline, tl.marks"
-    "  FROM (SELECT pg_current_snapshot() AS snap, pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() AS flushed,"
-    "               pg_current_wal_insert_lsn()::text AS lsn) s"
-    "  CROSS JOIN (SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::integer AS timeline,"
-    "                     (SELECT string_agg(d.timeline || ':' || d.through, ',')"
-    "                        FROM membership_notifier.delivered d) AS marks) tl"
-    "  CROSS JOIN membership_notifier.settings st"
-    "  LEFT JOIN LATERAL ("
-    "    SELECT * FROM ("
-    "      SELECT w.*, w.rn + max(w.us - w.rn) OVER (PARTITION BY w.xid ORDER BY w.id) AS t_us FROM ("
-    "        SELECT l.*, (extract(epoch FROM l.occurred_at) * 1000000)::bigint AS us,"
-    "               row_number() OVER (PARTITION BY l.xid ORDER BY l.id) AS rn"
-    "          FROM membership_notifier.event_log l"
-    "         WHERE l.xid IN (SELECT c.xid FROM ("
-    "           SELECT l.xid, l.user_id, l.op FROM membership_notifier.event_log l"
-    "            WHERE l.xid >= $1::xid8 AND l.xid < pg_snapshot_xmax(pg_current_snapshot())"
-    "           UNION ALL"
-    "           SELECT l.xid, l.user_id, l.op FROM membership_notifier.event_log l"
-    "            WHERE l.xid >= $3::xid8 AND l.xid < $1::xid8 AND l.xid = ANY ($2::xid8[])) c"
-    "           WHERE c.user_id = ANY ($4::text[]) OR c.op = 't')) w) x"
-    "     WHERE x.user_id = ANY ($4::text[]) OR x.op = 't') e ON true"
-    " ORDER BY e.id";
-
-// How far behind each position is, in log rows (anyone's): the newest row's id less the
-// lowest id among the first rows at or after the position's xmax, through the key. Ids count
-// rows; the first few rows rather than the first, since a transaction that logs long after it
-// took its id has a late id. An estimate, for --max-replay-rows: a thousand positions cost
-// about 10 ms here on a log of 3.9 million rows.
-constexpr const char* kBehindSql =
-    "SELECT x::text, n.id - (SELECT min(f.id) FROM (SELECT l.id FROM membership_notifier.event_log l"
-    "                        WHERE l.xid >= x ORDER BY l.xid, l.id LIMIT 10) f)"
-    "  FROM unnest($1::xid8[]) x,"
-    "       (SELECT max(t.id) AS id FROM (SELECT l.id FROM membership_notifier.event_log l"
-    "                                     ORDER BY l.xid DESC, l.id DESC LIMIT 10) t) n";
 
 // A replay reads the log from the batch's oldest position on, for up to a thousand users: it
 // can rightly take far longer than db_timeout, and timing it out would only fail every client
@@ -379,7 +316,7 @@ std::vector<ReplayResult> History::judge_replays(const std::vector<PendingReplay
   parsed.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
     if (r.is_null(i, 1)) continue;
-    if (auto row = EventLogReader::parse_row(r, i)) parsed.push_back(std::move(*row));
+    if (auto row = parse_row(r, i)) parsed.push_back(std::move(*row));
   }
   const ReplayRows rows(std::move(parsed));
   for (size_t i = 0; i < batch.size(); ++i) {

@@ -19,7 +19,7 @@
 // Single-threaded: everything on the io_context's thread.
 #pragma once
 
-#include "event_log_reader.h"
+#include "event.h"
 #include "history.h"
 #include "rooms.h"
 #include "session.h"

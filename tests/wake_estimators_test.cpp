@@ -1,5 +1,5 @@
-// The adaptive wake-up's rate estimate.
-#include "commit_rate.h"
+// The wake-up policy's estimators (wake_estimators.h).
+#include "wake_estimators.h"
 
 #include <gtest/gtest.h>
 
@@ -54,9 +54,8 @@ TEST(CommitRate, SetToAMeasuredRateItReadsThatEvenBelowARaisedOneAndFadesFromIt)
 }
 
 // What the adaptive reader sees while it polls: each read counts the commits since the last one.
-// Counted as if they all came at the read, 1,000/s read every 20 ms looked like 1,103/s, above
-// half the 2,000/s limit at every read, so such a stream stayed polled (p50 12 ms instead of
-// 0.12) once anything had started the polling.
+// Counted as if they all came at the read, a steady rate read in batches reads high right after
+// each batch, and a stream at half the limit would never look slow enough to be woken for.
 TEST(CommitRate, ASteadyRateCountedInBatchesReadsThatRateRightAfterEachBatch) {
   CommitRate r;
   auto t = CommitRate::Clock::time_point{} + 1h;
@@ -96,9 +95,9 @@ TEST(CommitBurst, OnlyTheLastTwentyCommitsCount) {
   EXPECT_NEAR(rate, 5000, 1);
 }
 
-// Why the adaptive wake-up has both: commits at 2,700/s from idle (notifying commits taking
-// turns on the NOTIFY lock here) cross a 2,000/s limit after 20 commits by their span, after
-// hundreds by the estimate, each of them a commit the application waited for.
+// Why the adaptive wake-up has both: commits over the limit from idle cross it after 20 commits
+// by their span, after hundreds by the estimate, each of them a commit the application waited
+// for on the NOTIFY lock.
 TEST(CommitBurst, TheStartOfABurstIsSeenInTwentyCommitsWhereTheRateEstimateNeedsHundreds) {
   CommitBurst burst;
   CommitRate estimate;
@@ -116,10 +115,9 @@ TEST(CommitBurst, TheStartOfABurstIsSeenInTwentyCommitsWhereTheRateEstimateNeeds
 }
 
 // Once commits were seen queueing on the NOTIFY lock, the adaptive reader's limit is the rate
-// they went at then, 100-300/s on a fast disk. A burst from idle takes turns on the lock at about
-// that rate again, and the burst's own 20 commits lift the estimate past a quarter of such a
-// limit: judged by the estimate now, no burst was ever seen, and each start let commits through
-// one at a time until the estimate itself reached the limit.
+// they went at then, a low one. A burst from idle takes turns on the lock at about that rate
+// again, and the burst's own 20 commits lift the estimate past a quarter of such a limit: judged
+// by the estimate now, no burst would ever be seen.
 TEST(CommitBurst, UnderALimitTheLocksQueueLoweredTheStartOfABurstIsStillSeenInTwentyCommits) {
   CommitBurst burst;
   CommitRate estimate;
@@ -151,11 +149,10 @@ TEST(CommitBurst, ItsRateFallsAfterTheLastCommitAsIfTheNextWereComingNow) {
   EXPECT_LT(b.rate(t + 1s), 20) << "a burst long over";
 }
 
-// Commits queue on the NOTIFY lock mostly at the start of a burst from idle: here 16 writers'
-// commits take turns at 300/s, and the reader's third look at the queue confirms it 80 ms in.
-// The limit it sets is where a NOTIFY per commit starts to cost: taken from the estimate, it
-// was under half the rate the commits really came at, and every steady stream over a quarter
-// of that rate (the 100/s) was polled, not woken, for as long as it lasted.
+// Commits queue on the NOTIFY lock mostly at the start of a burst from idle, where the estimate
+// lags. The limit the queue sets is where a NOTIFY per commit starts to cost: taken from the
+// lagging estimate, it would be well under the rate the commits really came at, and steady
+// streams far under that rate would be polled, not woken.
 TEST(CommitBurst, CommitsSeenQueueingAtTheStartOfABurstSetTheLimitAtTheRateTheyCameNotTheLaggingEstimate) {
   CommitBurst burst;
   CommitRate estimate;
@@ -231,8 +228,8 @@ TEST(CommitBurst, AMinuteOfRandomCommitsAtHalfALoweredLimitNeverLooksLikeTheStar
   EXPECT_EQ(m.starts, 0);
 }
 
-// The limit the lock's queue sets is the disk's rate under that load: 147/s under part B's 16
-// writers, where 100/s alone never queued. Kept, it polled 100/s after the load had passed.
+// The limit the lock's queue sets is the disk's rate under that load. Kept, it would poll a
+// lighter stream that never queued for as long as it lasted after the load.
 TEST(ContendedLimit, ItRelaxesByADoublingEverySecondUntilTheConfiguredLimitThenIsGone) {
   ContendedLimit l;
   auto t = ContendedLimit::Clock::time_point{} + 1h;
@@ -290,9 +287,9 @@ TEST(ContendedLimit, ANewLoadStartsFromASecondAgain) {
   EXPECT_EQ(l.relax_after(), 1s) << "six minutes after the last";
 }
 
-// Relaxed to the configured 2,000/s, the limit no longer tells a load's start: its commits take
-// turns on the lock at the rate that queued before (150/s here), never over 2,000/s. Half that
-// rate still does, within 20 commits.
+// Relaxed to the configured limit, the limit no longer tells a load's start: its commits take
+// turns on the lock at the rate that queued before, far under it. Half that rate still does,
+// within 20 commits.
 TEST(ContendedLimit, ABurstFromIdleAtTheRateThatQueuedStillStopsTheNotifiesOnceTheLimitRelaxed) {
   ContendedLimit l;
   auto t = ContendedLimit::Clock::time_point{} + 1h;
@@ -330,9 +327,9 @@ std::vector<bool> reads(QuietStretch& q, QuietStretch::Clock::time_point& t, con
 
 }  // namespace
 
-// Bench part B's load ends: reads every 20 ms found 220 commits each (11,000/s), then the probe's
-// 100/s. The first read whose 20 ms all came after the load says so; the reads after it, a
-// millisecond apart and finding 0 or 1 commit each, go on saying so, as a stretch.
+// A load ends, then a light stream. The first read whose whole interval came after the load says
+// so; the reads after it, a millisecond apart and finding 0 or 1 commit each, go on saying so,
+// as a stretch.
 TEST(QuietStretch, TheFirstReadThatFindsALoadOverBeginsItAndReadsAMillisecondApartKeepIt) {
   QuietStretch q;
   auto t = QuietStretch::Clock::time_point{} + 1h;
