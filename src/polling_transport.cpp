@@ -1,0 +1,178 @@
+#include "polling_transport.h"
+
+#include "polling_codec.h"
+
+namespace mn::polling {
+
+PollingTransport::Push PollingTransport::push(std::string packet, uint64_t turn, Clock::time_point now) {
+  if (state_ == State::closed || state_ == State::upgraded) return Push::dropped;
+  if (budget_turn_ != turn) {
+    budget_turn_ = turn;
+    if (queued_bytes_ <= limits_.max_buffered_bytes) {
+      over_budget_mark_ = 0;
+    } else if (over_budget_mark_ == 0) {
+      over_budget_mark_ = queued_bytes_;
+      over_budget_since_ = now;
+    } else if (now - over_budget_since_ > limits_.slow_client_grace ||
+               queued_bytes_ > over_budget_mark_ + limits_.max_buffered_bytes) {
+      close(CloseBy::server, now, /*drop_queue=*/true);
+      return Push::over_budget;
+    }
+  }
+  queued_bytes_ += packet.size() + 1;  // and its separator
+  queue_.push_back(std::move(packet));
+  return Push::queued;
+}
+
+PollingTransport::GetOutcome PollingTransport::on_get(Clock::time_point now) {
+  GetOutcome out;
+  switch (state_) {
+    case State::upgraded:
+      out.session_unknown = false;
+      return out;
+    case State::closed:
+      if (last_taken_ || now - closed_at_ > limits_.close_linger) return out;
+      last_taken_ = true;
+      out.action = GetAction::answer;
+      out.body = last_body_;
+      return out;
+    case State::polling:
+    case State::upgrading:
+      break;
+  }
+  if (get_held_) {
+    close(CloseBy::server, now);
+    out.action = GetAction::overlap;
+    out.session_unknown = false;
+    return out;
+  }
+  get_held_ = true;
+  if (ready()) {
+    out.action = GetAction::answer;
+    out.body = take_response();
+  } else {
+    out.action = GetAction::hold;
+  }
+  return out;
+}
+
+bool PollingTransport::ready() const {
+  if (!get_held_) return false;
+  switch (state_) {
+    case State::polling: return !queue_.empty();
+    case State::upgrading: return probed_ || !queue_.empty();
+    case State::upgraded: return true;  // a noop, so it returns
+    case State::closed: return !last_taken_;
+  }
+  return false;
+}
+
+std::string PollingTransport::take_response() {
+  get_held_ = false;
+  if (state_ == State::closed) {
+    last_taken_ = true;
+    return last_body_;
+  }
+  if (queue_.empty() || state_ == State::upgraded) return std::string(kNoop);
+  std::string body;
+  body.reserve(queued_bytes_);
+  for (auto& p : queue_) {
+    if (!body.empty()) body += kSeparator;
+    body += p;
+  }
+  queue_.clear();
+  queued_bytes_ = 0;
+  return body;
+}
+
+void PollingTransport::get_lost(Clock::time_point now) {
+  if (!get_held_) return;
+  get_held_ = false;
+  if (state_ == State::polling || state_ == State::upgrading) close(CloseBy::server, now, true);
+}
+
+PollingTransport::PostOutcome PollingTransport::on_post(std::string_view body, Clock::time_point now) {
+  PostOutcome out;
+  if (state_ == State::closed || state_ == State::upgraded) {
+    out.session_unknown = state_ == State::closed;
+    out.error = state_ == State::closed ? "session closed" : "session moved to its WebSocket";
+    return out;
+  }
+  auto d = decode_payload(body);
+  if (!d.ok) {
+    out.error = d.error;
+    close(CloseBy::server, now);
+    return out;
+  }
+  out.ok = true;
+  out.binary = d.binary;
+  for (auto p : d.packets) {
+    if (p == kClose) {
+      out.client_closed = true;
+      break;
+    }
+    out.packets.emplace_back(p);
+  }
+  return out;
+}
+
+void PollingTransport::probe_opened(Clock::time_point now) {
+  if (state_ != State::polling) return;
+  state_ = State::upgrading;
+  probed_ = false;
+  probe_at_ = now;
+}
+
+PollingTransport::ProbeAction PollingTransport::on_probe_packet(std::string_view packet) {
+  if (state_ != State::upgrading) return ProbeAction::refuse;
+  if (!probed_ && packet == kProbePing) {
+    probed_ = true;
+    return ProbeAction::reply_probe;
+  }
+  if (probed_ && packet == kUpgrade) {
+    state_ = State::upgraded;
+    return ProbeAction::upgraded;
+  }
+  return ProbeAction::refuse;
+}
+
+std::vector<std::string> PollingTransport::take_queue() {
+  std::vector<std::string> out(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  queued_bytes_ = 0;
+  return out;
+}
+
+void PollingTransport::probe_lost() {
+  if (state_ != State::upgrading) return;
+  state_ = State::polling;
+  probed_ = false;
+}
+
+bool PollingTransport::upgrade_expired(Clock::time_point now) const {
+  return state_ == State::upgrading && now - probe_at_ > limits_.upgrade_timeout;
+}
+
+void PollingTransport::close(CloseBy by, Clock::time_point now, bool drop_queue) {
+  if (state_ == State::closed || state_ == State::upgraded) return;
+  state_ = State::closed;
+  closed_at_ = now;
+  probed_ = false;
+  if (by == CloseBy::client) {
+    last_body_ = std::string(kNoop);
+  } else {
+    if (!drop_queue) queue_.emplace_back(kClose);
+    else queue_.assign(1, std::string(kClose));
+    std::vector<std::string> all(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    last_body_ = encode_payload(all);
+  }
+  queue_.clear();
+  queued_bytes_ = 0;
+  last_taken_ = false;
+}
+
+bool PollingTransport::finished(Clock::time_point now) const {
+  return state_ == State::closed && !get_held_ && (last_taken_ || now - closed_at_ > limits_.close_linger);
+}
+
+}  // namespace mn::polling
