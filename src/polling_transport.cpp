@@ -4,24 +4,11 @@
 
 namespace mn::polling {
 
-PollingTransport::Push PollingTransport::push(std::string packet, uint64_t turn, Clock::time_point now) {
-  if (state_ == State::closed || state_ == State::upgraded) return Push::dropped;
-  if (budget_turn_ != turn) {
-    budget_turn_ = turn;
-    if (queued_bytes_ <= limits_.max_buffered_bytes) {
-      over_budget_mark_ = 0;
-    } else if (over_budget_mark_ == 0) {
-      over_budget_mark_ = queued_bytes_;
-      over_budget_since_ = now;
-    } else if (now - over_budget_since_ > limits_.slow_client_grace ||
-               queued_bytes_ > over_budget_mark_ + limits_.max_buffered_bytes) {
-      close(CloseBy::server, now, /*drop_queue=*/true);
-      return Push::over_budget;
-    }
-  }
+bool PollingTransport::push(std::string packet) {
+  if (state_ == State::closed || state_ == State::upgraded) return false;
   queued_bytes_ += packet.size() + 1;  // and its separator
   queue_.push_back(std::move(packet));
-  return Push::queued;
+  return true;
 }
 
 PollingTransport::GetOutcome PollingTransport::on_get(Clock::time_point now) {

@@ -8,11 +8,10 @@
 // as soon as there is something to send (the server's ping, every --ping-interval, is such a
 // thing, so a GET is never held longer than that).
 //
-// Budget: what is queued counts against --max-buffered-bytes exactly as a WebSocket's unsent
-// bytes do. A burst within one delivery turn (a replay, a snapshot) is not judged; between
-// turns, a session over the budget must drain (its client must GET) within
-// --slow-client-grace and must not fall a further budget behind meanwhile, or it is closed
-// and its client resumes from its last offset.
+// Budget: queued_bytes() is what the server judges against --max-buffered-bytes, by the same
+// rule as a WebSocket's unsent bytes (SessionHost::send): a session whose client does not
+// come for what is queued is closed (and dropped: close(server, drop_queue)), and its client
+// resumes from its last offset.
 //
 // Upgrade (the stock client does it unless told `transports: ["polling"]`): the client opens
 // a WebSocket with this session's sid and sends "2probe"; we answer "3probe" there and answer
@@ -42,8 +41,6 @@ namespace mn::polling {
 using Clock = std::chrono::steady_clock;
 
 struct Limits {
-  size_t max_buffered_bytes = 1 << 20;
-  std::chrono::milliseconds slow_client_grace{2000};
   // The reference server's default: a client has this long from opening the probe WebSocket
   // to sending "5" on it.
   std::chrono::milliseconds upgrade_timeout{10000};
@@ -66,16 +63,11 @@ class PollingTransport {
 
   // ---- Server to client ---------------------------------------------------------------
 
-  enum class Push { queued, over_budget, dropped };
-  // Queues one packet. `turn`: the server's delivery turn (Transport::begin_turn); over the
-  // budget (see above) the session is closed and `over_budget` returned. After a close or an
-  // upgrade nothing is queued here: `dropped`.
-  Push push(std::string packet, uint64_t turn, Clock::time_point now);
+  // Queues one packet; false after a close or an upgrade, when nothing is queued here.
+  bool push(std::string packet);
+  // Bytes queued for the next GET, separators included.
   size_t queued_bytes() const { return queued_bytes_; }
   size_t queued_packets() const { return queue_.size(); }
-  // Whether a reply to the client's own packet may be queued (as on a WebSocket: not while
-  // it has more than its budget unsent).
-  bool may_reply() const { return queued_bytes_ <= limits_.max_buffered_bytes; }
 
   // ---- GET ----------------------------------------------------------------------------
 
@@ -147,11 +139,6 @@ class PollingTransport {
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   bool get_held_ = false;
-
-  // Budget, judged once per turn.
-  uint64_t budget_turn_ = 0;
-  size_t over_budget_mark_ = 0;
-  Clock::time_point over_budget_since_{};
 
   // Upgrade
   bool probed_ = false;  // "2probe" answered

@@ -6,7 +6,7 @@
 // reason; a decoded payload without binary packets encodes back to the body; every packet the
 // server queued leaves at most once and in order (in a GET body or, after the upgrade, over
 // the WebSocket), and none is lost unless the session was closed with its queue dropped (over
-// budget, a lost GET, the client's own close); the queue's byte count is exact.
+// budget, a lost GET, the client's own close); the queue's packet count is exact.
 #include "polling_codec.h"
 #include "polling_transport.h"
 #include "fuzz_check.h"
@@ -57,7 +57,6 @@ struct Harness {
   uint64_t last_delivered = 0;
   bool dropped = false;  // closed with its queue dropped: what was expected is lost by design
   mn::polling::Clock::time_point now{};
-  uint64_t turn = 1;
 
   explicit Harness(mn::polling::Limits l) : t(l) {}
 
@@ -97,10 +96,9 @@ struct Harness {
     switch (op % 12) {
       case 0: {
         const std::string packet = "4" + std::to_string(next) + std::string(arg % 64, 'x');
-        const auto r = t.push(packet, turn, now);
-        if (r == PollingTransport::Push::queued) expected.push_back(next);
-        if (r == PollingTransport::Push::over_budget) drop();
-        FUZZ_CHECK(r != PollingTransport::Push::dropped || before == State::closed || before == State::upgraded);
+        const bool queued = t.push(packet);
+        if (queued) expected.push_back(next);
+        FUZZ_CHECK(queued == (before == State::polling || before == State::upgrading));
         ++next;
         break;
       }
@@ -153,7 +151,10 @@ struct Harness {
         now += std::chrono::milliseconds(arg * 50);
         break;
       case 10:
-        ++turn;
+        if (before == State::polling || before == State::upgrading) {  // over budget
+          t.close(PollingTransport::CloseBy::server, now, true);
+          drop();
+        }
         break;
       default:
         if (t.upgrade_expired(now)) t.probe_lost();
@@ -167,8 +168,6 @@ struct Harness {
 
 void check_script(std::string_view script) {
   mn::polling::Limits l;
-  l.max_buffered_bytes = 256;
-  l.slow_client_grace = 500ms;
   l.upgrade_timeout = 1s;
   l.close_linger = 1s;
   Harness h(l);
