@@ -114,6 +114,9 @@ void register_serve_options(CLI::App& app, Config& c) {
   register_database_option(app, c.database_url);
   add(app, "listen", c.listen, "Address to serve WebSocket and HTTP on (host:port; port 0: any)");
   add_flag(app, "reuse-port", c.reuse_port, "Set SO_REUSEPORT so several processes share the port");
+  add(app, "reuse-port-group", c.reuse_port_group,
+      "How many processes share the port (all given the same number); 2 or more steers each "
+      "client address to one of them, as Socket.IO long-polling needs (0: the kernel's hash)");
   add(app, "admin-listen", c.admin_listen,
       "Also serve /healthz, /readyz and /metrics (only) on this host:port, for probes that must get "
       "through when the public port is full (empty: none)");
@@ -284,6 +287,9 @@ std::vector<std::string> load(Config& c) {
   }
 
   if (c.max_connections == 0) errors.push_back("--max-connections must be at least 1");
+  if (c.reuse_port_group == 1 || c.reuse_port_group > 1024)
+    errors.push_back("--reuse-port-group must be 0 (off) or 2-1024");
+  if (c.reuse_port_group >= 2 && !c.reuse_port) errors.push_back("--reuse-port-group needs --reuse-port");
   if (!(c.client_message_rate > 0) || c.client_message_rate > 1e6)
     errors.push_back("--client-message-rate must be above 0 and at most 1000000");
   if (c.client_message_burst < 1 || c.client_message_burst > 1000000)

@@ -39,6 +39,10 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8080;
   bool reuse_port = true;
+  // How many processes share the port (0: no steering). With N >= 2 each new connection goes
+  // to the group's socket numbered (its source address mod N), so a long-polling client's
+  // requests all reach the process that holds its session (reuse_port_steering.h).
+  uint32_t reuse_port_group = 0;
   // A second address for /healthz, /readyz and /metrics only (empty: none). Probes there are
   // answered even while the public port's connection headroom is held by idle sockets.
   std::string admin_listen;
