@@ -145,17 +145,22 @@ void PollingTransport::close(CloseBy by, Clock::time_point now, bool drop_queue)
   state_ = State::closed;
   closed_at_ = now;
   probed_ = false;
+  // Worth keeping for a GET that is not there yet: a packet that tells the client something
+  // (a refusal, an event), not pings alone. Otherwise the session ends now, and a later GET
+  // is refused as the reference server refuses it.
+  bool worth_keeping = false;
   if (by == CloseBy::client) {
     last_body_ = std::string(kNoop);
   } else {
-    if (!drop_queue) queue_.emplace_back(kClose);
-    else queue_.assign(1, std::string(kClose));
+    if (drop_queue) queue_.clear();
+    for (const auto& p : queue_) worth_keeping = worth_keeping || p != "2";
+    queue_.emplace_back(kClose);
     std::vector<std::string> all(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
     last_body_ = encode_payload(all);
   }
   queue_.clear();
   queued_bytes_ = 0;
-  last_taken_ = false;
+  last_taken_ = !get_held_ && !worth_keeping;
 }
 
 bool PollingTransport::finished(Clock::time_point now) const {

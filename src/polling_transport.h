@@ -22,10 +22,12 @@
 // either in a GET response or over the WebSocket. A probe that fails (closes, sends anything
 // else, or takes longer than the upgrade timeout) leaves the session polling.
 //
-// Close: by the server (a refusal, an error, over budget) the held GET, or else the next one
-// within close_linger, gets what was queued and then a "1" close packet (over budget: the
-// close packet only); by the client ("1" posted) the held GET gets a "6" noop. After that any
-// request with this sid is refused (Session ID unknown), which the client takes as the end.
+// Close: by the server (a refusal, an error, over budget) the held GET gets what was queued
+// and then a "1" close packet (over budget: the close packet only); with no GET held, the next
+// one within close_linger gets them, if they tell the client anything (a refusal after its
+// CONNECT comes before its first GET: the stock client posts CONNECT first). By the client
+// ("1" posted) the held GET gets a "6" noop. After that any request with this sid is refused
+// (Session ID unknown), which the client takes as the end.
 #pragma once
 
 #include <chrono>

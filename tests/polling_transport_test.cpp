@@ -72,7 +72,7 @@ TEST_F(PollingTransportTest, APostHandsItsTextPacketsOnInOrder) {
   EXPECT_FALSE(p.binary);
 }
 
-TEST_F(PollingTransportTest, APostThatDoesNotDecodeClosesTheSession) {
+TEST_F(PollingTransportTest, APostThatDoesNotDecodeClosesTheSessionAndTheHeldGetGetsTheClosePacket) {
   auto t = make();
   t.on_get(t0);
   auto p = t.on_post("abc", t0);
@@ -149,12 +149,27 @@ TEST_F(PollingTransportTest, QueuedBytesCountEveryPacketAndItsSeparatorUntilAGet
   EXPECT_EQ(t.queued_bytes(), 0u);
 }
 
-TEST_F(PollingTransportTest, AServerCloseThatDropsTheQueueSendsTheClosePacketOnly) {
+TEST_F(PollingTransportTest, AServerCloseThatDropsTheQueueSendsTheHeldGetTheClosePacketOnly) {
   auto t = make();
+  t.on_get(t0);
   t.push(std::string(150, 'x'));
   t.close(PollingTransport::CloseBy::server, t0, /*drop_queue=*/true);
   EXPECT_EQ(t.queued_bytes(), 0u);
-  EXPECT_EQ(t.on_get(t0 + 1s).body, "1");
+  ASSERT_TRUE(t.ready());
+  EXPECT_EQ(t.take_response(), "1");
+}
+
+TEST_F(PollingTransportTest, AServerCloseWithNothingToTellAndNoGetHeldEndsTheSessionAtOnce) {
+  auto t = make();
+  t.push("2");  // a ping the client never came for: it is gone
+  t.close(PollingTransport::CloseBy::server, t0);
+  EXPECT_TRUE(t.finished(t0));
+  auto g = t.on_get(t0);
+  EXPECT_EQ(g.action, GetAction::refuse);
+  EXPECT_TRUE(g.session_unknown);
+  auto u = make();
+  u.close(PollingTransport::CloseBy::client, t0);
+  EXPECT_TRUE(u.finished(t0));
 }
 
 TEST_F(PollingTransportTest, AnUpgradeAnswersTheProbeReleasesTheHeldGetAndHandsTheRestToTheWebSocket) {
