@@ -1,4 +1,4 @@
-// HTTP endpoints on the WebSocket port, for orchestrators and monitoring:
+// HTTP endpoints on the WebSocket port (and the admin address), for orchestrators and monitoring:
 //   GET /healthz  200 while the process runs
 //   GET /readyz   200 once the listener is connected and caught up, else 503
 //   GET /metrics  Prometheus text format
@@ -18,7 +18,17 @@ struct HttpReply {
   std::string body;
 };
 
+// What the endpoints report, as the server's owner tells it (WsServer::set_ready_probe,
+// set_metrics); unset: not ready, no metrics.
+struct HttpProbes {
+  std::function<bool()> ready;
+  std::function<std::string()> metrics;
+};
+
 HttpReply handle_http(const std::string& method, const RequestTarget& target, bool ready,
                       const std::function<std::string()>& metrics);
+inline HttpReply handle_http(const std::string& method, const RequestTarget& target, const HttpProbes& probes) {
+  return handle_http(method, target, probes.ready ? probes.ready() : false, probes.metrics);
+}
 
 }  // namespace mn

@@ -3,10 +3,10 @@
 // A resume reads every log row since the client's position, whoever's it is (an index on the
 // log's user column would cost every application write), and keeps its user's. A reconnect
 // wave (a sidecar restart, a failover, a network blip) brings every client back at once, and one
-// query each read the same stretch of log once per client, one client after the other: 1,000
-// clients resuming from 1.36 million rows back waited up to 73 s. So the resumes waiting for a
-// query share one: it reads the rows that any of their positions has not seen, for all of their
-// users, and each client takes from them the rows its own position has not seen.
+// query each would read the same stretch of log once per client, one client after the other:
+// the last of N clients would wait for N reads. So the resumes waiting for a query share one:
+// it reads the rows that any of their positions has not seen, for all of their users, and each
+// client takes from them the rows its own position has not seen.
 //
 // Pure: the query is history.cpp's.
 #pragma once

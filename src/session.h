@@ -1,11 +1,9 @@
 // Session: one client connection, whatever its protocol, from handshake to close.
-// Owned by WsServer; the hub and the rooms refer to it while it is open.
+// Owned by SessionHost (session_host.h); the hub and the rooms refer to it while it is open.
 #pragma once
 
 #include "offset.h"
 #include "pg_snapshot.h"
-
-#include <websocketpp/common/connection_hdl.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -28,6 +26,30 @@ enum class Phase {
 
 struct Event;  // event.h
 
+// What carries one session's frames to its client: a WebSocket connection (ws_listener.cpp),
+// or another transport's. The server's rules (send budget, keepalive, closing with a reason)
+// are written against this, not against a transport.
+class SessionLink {
+ public:
+  virtual ~SessionLink() = default;
+  // The connection's identity in the server's tables: the key it was accepted with.
+  virtual const void* key() const = 0;
+  // Frames may be queued: the connection is open (not closing, not gone).
+  virtual bool writable() const = 0;
+  // Bytes queued and not yet written to the socket; none once the connection is gone.
+  virtual std::optional<size_t> unsent() const = 0;
+  // Queues one text frame; false when the connection would not take it.
+  virtual bool write(const std::string& frame) = 0;
+  // Begins the close handshake with `code` and `reason` (at most 123 bytes).
+  virtual void close(uint16_t code, const std::string& reason) = 0;
+  // How long a close handshake may take before the connection is cut.
+  virtual void set_close_timeout(std::chrono::milliseconds timeout) = 0;
+  // The transport's own ping (a WebSocket ping frame).
+  virtual void ping() = 0;
+  // Why the connection ended, as the transport saw it (for a close the server did not start).
+  virtual std::string end_reason() const = 0;
+};
+
 // One event framed for the wire, shared by every session it goes to.
 struct OutgoingEvent {
   uint64_t xid = 0;
@@ -48,7 +70,7 @@ struct HeldEvent {
 
 struct Session {
   uint64_t serial = 0;
-  websocketpp::connection_hdl hdl;
+  std::unique_ptr<SessionLink> link;
   Protocol protocol = Protocol::plain;
   Phase phase = Phase::handshake;
   std::string peer;
@@ -74,12 +96,12 @@ struct Session {
   std::string pid;
   std::chrono::steady_clock::time_point opened_at{};
 
-  // Slow-consumer accounting (see WsServer::send): checked once per delivery turn.
+  // Slow-consumer accounting (see SessionHost::send): checked once per delivery turn.
   uint64_t budget_turn = 0;
   std::chrono::steady_clock::time_point over_budget_since{};
   size_t over_budget_mark = 0;  // unsent bytes when it first went over
 
-  // What the client sends (WsServer): a token bucket over every message and control frame.
+  // What the client sends (SessionHost): a token bucket over every message and control frame.
   double message_tokens = 0;
   std::chrono::steady_clock::time_point tokens_at{};
   // Counted against --max-connections and its user's --max-connections-per-user.

@@ -12,12 +12,6 @@
 namespace mn {
 namespace {
 
-// The reference server's (engine.io) error codes and texts, which clients and proxies may
-// match on.
-constexpr const char* kTransportUnknown = R"({"code":0,"message":"Transport unknown"})";
-constexpr const char* kSessionIdUnknown = R"({"code":1,"message":"Session ID unknown"})";
-constexpr const char* kUnsupportedProtocol = R"({"code":5,"message":"Unsupported protocol version"})";
-
 constexpr uint16_t kCloseNormal = 1000;
 constexpr uint16_t kCloseUnsupportedData = 1003;
 constexpr uint16_t kCloseInvalidPayload = 1007;
@@ -36,25 +30,6 @@ std::string strip_bearer(const std::string& token) {
 SocketIoProtocol::SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt, Hooks hooks)
     : cfg_(cfg), transport_(transport), hub_(hub), jwt_(std::move(jwt)), hooks_(std::move(hooks)),
       random_(std::random_device{}()) {}
-
-bool SocketIoProtocol::accept_handshake(const RequestTarget& target, int& status, std::string& body) const {
-  status = 400;
-  // Checked in the reference server's order: transport first, then session, then version.
-  if (target.single("transport") != "websocket") {
-    body = kTransportUnknown;
-    return false;
-  }
-  // A sid asks to upgrade a polling session, and there are none here.
-  if (target.has("sid")) {
-    body = kSessionIdUnknown;
-    return false;
-  }
-  if (target.single("EIO") != "4") {
-    body = kUnsupportedProtocol;
-    return false;
-  }
-  return true;
-}
 
 std::string SocketIoProtocol::new_id() {
   uint64_t hi = random_(), lo = random_();

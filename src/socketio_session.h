@@ -1,13 +1,13 @@
 // SocketIoProtocol: the Socket.IO side of a session on /socket.io/ (Engine.IO v4 over
-// WebSocket, Socket.IO v5 on top). WsServer owns the socket and hands this class the
-// session's events; this class speaks the protocol through Transport and brings an
-// authenticated session to the hub, as /ws does at its handshake.
+// WebSocket, Socket.IO v5 on top). The upgrade is accepted in upgrade.h; SessionHost owns the
+// session and hands this class its events; this class speaks the protocol through Transport
+// and brings an authenticated session to the hub, as /ws does at its handshake.
 //
 // Life of a session: OPEN packet at once; the client's CONNECT ("40{auth}") within
 // auth_timeout, checked like a /ws token; then the hub catches it up (recovery or snapshot)
 // and the CONNECT reply goes out as its start frame. Heartbeat is server-driven: "2" every
 // ping interval, "3" expected back within the ping timeout (the same --ping-interval and
-// --ping-timeout as /ws, announced in the OPEN packet; WsServer's sweep runs both).
+// --ping-timeout as /ws, announced in the OPEN packet; the keepalive sweep runs both).
 //
 // Recovery without server memory: the pid in the CONNECT reply is "<sid>~<position>"
 // (socketio_codec.h), and the client sends it back with the offset of the last event it
@@ -19,11 +19,11 @@
 // {token}) and an ack callback; the ack gets {"ok":true,"validUntil":<unix s>|null}. A token
 // that does not verify, or names another user, gets {"ok":false,"code":…} and the socket is
 // closed (4003). Without a refresh the socket is closed at its token's exp plus leeway (4001,
-// WsServer's sweep).
+// the keepalive sweep, keepalive.h).
 //
 // Close codes: 1003 for binary packets, 1007 for a frame that does not parse, 1008 after an
 // unauthorized or refused CONNECT, 1000 when the client says goodbye ("1" or "41"), 4003 for a
-// refused refresh; WsServer adds 1008 for no CONNECT within auth_timeout, 1001 for no pong,
+// refused refresh; the server adds 1008 for no CONNECT within auth_timeout, 1001 for no pong,
 // 4001 at token expiry and 4029 for too many packets. Nothing sends "41": a
 // server that goes away just closes, and the client reconnects and recovers.
 //
@@ -33,7 +33,6 @@
 #include "config.h"
 #include "hub.h"
 #include "jwt_verifier.h"
-#include "request_target.h"
 #include "session.h"
 #include "socketio_codec.h"
 
@@ -59,10 +58,6 @@ class SocketIoProtocol {
   };
 
   SocketIoProtocol(const Config& cfg, Transport& transport, Hub& hub, JwtSource jwt, Hooks hooks);
-
-  // At the HTTP upgrade: is this a Socket.IO WebSocket request we serve? On false, `status`
-  // and `body` hold the reply (400 and a JSON error like the reference server's).
-  bool accept_handshake(const RequestTarget& target, int& status, std::string& body) const;
 
   // The WebSocket is open: send OPEN, wait for CONNECT. `bearer` is a token that came with
   // the upgrade request (Authorization header or access_token parameter), if any.

@@ -1,72 +1,56 @@
-// WsServer: the one listening port. websocketpp on the process's io_context serves
+// WsServer: what the process serves to clients, put together: the public port (ws_listener.h)
 //   /ws          the plain JSON protocol (plain_protocol.h)
-//   /socket.io/  Socket.IO over Engine.IO's WebSocket transport (socketio_codec.h)
+//   /socket.io/  Socket.IO over Engine.IO's WebSocket transport (socketio_session.h)
 //   /healthz, /readyz, /metrics  over plain HTTP (http_endpoints.h)
-// over TCP, or over TLS 1.2+ when --tls-cert-file is set (the same code either way, ImplFor
-// a websocketpp config).
-// It authenticates at the handshake (a bad token never gets a socket, let alone a room), owns
-// every Session, enforces the limits (connections, per user, unauthenticated ones overall and
-// per address, message size and rate, handshake time, unsent bytes per connection, keepalive,
-// token expiry, Origin) and logs one line per connect and per disconnect.
+// over TCP or TLS; the admin address (admin_listener.h) when --admin-listen is set; and the
+// sessions with their rules (session_host.h: limits, authentication, keepalive, budgets, one
+// log line per connect and per disconnect). What an upgrade becomes is decided in upgrade.h.
 //
-// Single-threaded: websocketpp runs with concurrency::none; every handler runs on the
-// io_context's one thread, as do all calls into this class.
+// Single-threaded: every handler runs on the io_context's one thread, as do all calls into
+// this class.
 #pragma once
 
 #include "config.h"
+#include "http_endpoints.h"
 #include "hub.h"
 #include "jwt_verifier.h"
-#include "session.h"
+#include "session_host.h"
 
-#include <asio.hpp>
+#include <asio/io_context.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 namespace mn {
 
-struct ServerStats {
-  uint64_t accepted = 0;
-  uint64_t refused_over_capacity = 0;
-  uint64_t refused_unauthorized = 0;
-  uint64_t handshakes_failed = 0;
-  uint64_t sessions_opened = 0;
-  uint64_t sessions_closed = 0;
-  uint64_t bad_messages = 0;
-  uint64_t ping_timeouts = 0;
-  uint64_t unauthenticated_cut = 0;       // pushed out by newer unauthenticated connections
-  uint64_t refused_per_user = 0;          // over --max-connections-per-user
-  uint64_t refused_origin = 0;            // not in --allowed-origins
-  uint64_t closed_too_many_messages = 0;  // 4029
-  uint64_t replies_withheld = 0;          // pongs and replies not queued for a client not reading
-  uint64_t tokens_expired = 0;            // 4001
-  uint64_t refreshes = 0;
-  uint64_t refreshes_refused = 0;         // 4003
-};
+class AdminListener;
+class WsListener;
 
-class WsServer : public Transport {
+class WsServer {
  public:
   using ReadyProbe = std::function<bool()>;
   using MetricsText = std::function<std::string()>;
 
+  // Attaches its sessions to the hub as the hub's transport.
   WsServer(asio::io_context& io, const Config& cfg, Hub& hub);
-  ~WsServer() override;
+  ~WsServer();
 
-  // Binds and starts accepting. Throws std::runtime_error when the address cannot be bound.
+  // Binds and starts accepting. Throws std::runtime_error when an address cannot be bound.
   void listen();
   uint16_t port() const;
   uint16_t admin_port() const;  // 0 without --admin-listen
 
-  void set_ready_probe(ReadyProbe p) { ready_ = std::move(p); }
+  void set_ready_probe(ReadyProbe p) { probes_.ready = std::move(p); }
   // Whether sessions may start: not before the reader has its first position in the log,
   // or a client caught up to a snapshot taken before that position would miss what lies
   // between the two. (Later, while the reader reconnects, its position is kept: no gap.)
-  void set_started_probe(ReadyProbe p) { started_ = std::move(p); }
-  void set_metrics(MetricsText m) { metrics_ = std::move(m); }
+  void set_started_probe(ReadyProbe p) { host_->set_started_probe(std::move(p)); }
+  void set_metrics(MetricsText m) { probes_.metrics = std::move(m); }
   // New keys take effect for new handshakes and for in-band refreshes of open sockets; open
   // sessions keep the identity they proved until their token expires.
-  void set_jwt(std::shared_ptr<const JwtVerifier> v) { jwt_ = std::move(v); }
+  void set_jwt(std::shared_ptr<const JwtVerifier> v) { host_->set_jwt(std::move(v)); }
 
   // Stops accepting, closes every session with `code` (1001 on shutdown), then calls `done`
   // once all have gone or `grace` has passed.
@@ -77,25 +61,19 @@ class WsServer : public Transport {
   // Throws std::runtime_error (keeping the old ones) if they do not load.
   void reload_tls(const std::string& cert_file, const std::string& key_file);
 
-  void begin_turn() override { ++turn_; }
-  SendResult send(Session& s, const std::string& frame) override;
-  void close(Session& s, uint16_t code, const std::string& reason) override;
-
-  size_t open_sockets() const;
-  size_t sessions() const;
-  size_t unauthenticated() const;
-  const ServerStats& stats() const;
+  size_t open_sockets() const { return host_->open_sockets(); }
+  size_t sessions() const { return host_->sessions(); }
+  size_t unauthenticated() const { return host_->unauthenticated(); }
+  const ServerStats& stats() const { return host_->stats(); }
 
  private:
-  struct Impl;
-  template <class Cfg>
-  struct ImplFor;
-  std::unique_ptr<Impl> impl_;
-  std::shared_ptr<const JwtVerifier> jwt_;
-  uint64_t turn_ = 1;
-  ReadyProbe ready_;
-  ReadyProbe started_;
-  MetricsText metrics_;
+  asio::io_context& io_;
+  const Config& cfg_;
+  HttpProbes probes_;
+  // Declared first, destroyed last: the listeners' connections report their end to it.
+  std::unique_ptr<SessionHost> host_;
+  std::unique_ptr<WsListener> public_;
+  std::unique_ptr<AdminListener> admin_;
 };
 
 }  // namespace mn

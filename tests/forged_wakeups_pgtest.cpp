@@ -48,7 +48,7 @@ class ForgedWakeUps : public EveryWakeModeFixture {
     const std::string future = std::to_string(std::stoull(next) + 1000);
     const std::string mac(64, '0');
     std::vector<std::string> payloads = {
-        // The triggers' former payload: a whole row, which the sidecar used to deliver.
+        // A whole row, the payload earlier versions' triggers sent: never delivered from a wake-up.
         "[\"" + next + "\", 999999, \"j\", \"fake-channel\", \"" + target_user + "\", \"forged\", 1795708800000000]",
         "[\"" + past + "\", 1, \"j\", \"fake-channel\", \"" + target_user + "\", null, 1795708800000000]",
         "[\"" + next + "\", 9223372036854775807, \"l\", \"c-real\", \"" + target_user + "\", null, 1]",
@@ -80,7 +80,7 @@ TEST_P(ForgedWakeUps, NoForgedPayloadReachesAnyoneAndEveryRealChangeStillArrives
 
   const int sent = forge("u1");
   // A real change right behind the forgeries: one of them named the next transaction with the
-  // largest id, which used to hide it.
+  // largest id, which must not hide it.
   sql("INSERT INTO channel_members VALUES ('c-real', 'u1')");
   const int sent_again = forge("u1");
 

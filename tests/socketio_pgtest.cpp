@@ -4,19 +4,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <filesystem>
 
 #include "node/node_client.h"
 #include "support/http.h"
-#include "support/jwt_mint.h"
-#include "support/pg_cluster.h"
-#include "support/sidecar.h"
-#include "support/ws_client.h"
+#include "support/notifier_fixture.h"
 
 namespace mn::test {
 namespace {
@@ -24,63 +16,30 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
-const std::string kSecret = "socketio-test-secret-0123456789abcdef";
-
-// A port nobody holds right now, for a sidecar that must come back on the same one.
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("cannot bind a loopback port");
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-class SocketIoTest : public ::testing::Test {
+class SocketIoTest : public NotifierFixture {
  protected:
   void SetUp() override {
     ASSERT_TRUE(std::filesystem::exists(node_dir() + "/node_modules/socket.io-client"))
         << "socket.io-client is not installed: run `npm ci --prefix tests/node`";
-    static std::atomic<int> counter{0};
-    db_ = "sio_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
-    PgCluster& pg = shared_cluster();
-    pg.exec("DROP DATABASE IF EXISTS " + db_);
-    pg.create_database(db_);
-    pg.exec("CREATE TABLE public.channel_members (channel_id text, user_id text, PRIMARY KEY (channel_id, user_id))",
-            db_);
-    std::string out;
-    ASSERT_EQ(run_binary({"migrate", "up", "--database-url", pg.conninfo(db_)}, &out), 0) << out;
+    sidecar_defaults_ = {"--poll-interval", "200ms"};
+    NotifierFixture::SetUp();
   }
 
-  // The sidecar on `port` (0: any), with `extra` flags; returns once it is ready.
-  uint16_t start(const std::vector<std::string>& extra = {}, uint16_t port = 0) {
-    std::vector<std::string> args = {"serve", "--database-url", shared_cluster().conninfo(db_), "--listen",
-                                     "127.0.0.1:" + std::to_string(port), "--poll-interval", "200ms"};
+  // The sidecar on `at` (0: any port), with `extra` flags; returns once it is ready.
+  void start(const std::vector<std::string>& extra = {}, uint16_t at = 0) {
+    std::vector<std::string> args = {"--listen", "127.0.0.1:" + std::to_string(at)};
     args.insert(args.end(), extra.begin(), extra.end());
-    sidecar_.start(args, {{"MEMBERSHIP_NOTIFIER_JWT_SECRET", kSecret}});
-    EXPECT_TRUE(sidecar_.wait_ready()) << sidecar_.log();
-    port_ = sidecar_.port();
-    return port_;
+    start_sidecar(args);
   }
 
-  void sql(const std::string& statement) { shared_cluster().exec(statement, db_); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  static std::string token(const std::string& user) { return mint_hs256(kSecret, claims_for(user)); }
+  std::string url() { return "http://127.0.0.1:" + std::to_string(port()); }
   // Options for a client that reconnects quickly and predictably.
-  static Json options(const std::string& user, int reconnect_ms = 200) {
+  Json options(const std::string& user, int reconnect_ms = 200) const {
     return {{"auth", {{"token", token(user)}}},
             {"reconnectionDelay", reconnect_ms},
             {"reconnectionDelayMax", reconnect_ms},
             {"randomizationFactor", 0}};
   }
-
-  std::string db_;
-  Sidecar sidecar_;
-  uint16_t port_ = 0;
 };
 
 TEST_F(SocketIoTest, AStockClientReceivesASnapshotThenJoinsAndLeavesOfItsOwnUserInOrder) {
@@ -105,8 +64,8 @@ TEST_F(SocketIoTest, AStockClientReceivesASnapshotThenJoinsAndLeavesOfItsOwnUser
   EXPECT_EQ(left.at("channelId"), "c1");
   EXPECT_EQ(left.at("userId"), "u1");
   EXPECT_TRUE(c.drain().empty()) << "u2's events must not reach u1:\n" << c.transcript();
-  EXPECT_TRUE(sidecar_.wait_for_log("protocol=socket.io resume=no"));
-  EXPECT_EQ(sidecar_.log().find(token("u1")), std::string::npos) << "a token was logged";
+  EXPECT_TRUE(sidecar().wait_for_log("protocol=socket.io resume=no"));
+  EXPECT_EQ(sidecar().log().find(token("u1")), std::string::npos) << "a token was logged";
 }
 
 TEST_F(SocketIoTest, ABadTokenSurfacesAsConnectErrorUnauthorizedAndTheClientStops) {
@@ -143,13 +102,13 @@ TEST_F(SocketIoTest, ATokenIsTakenFromAuthWithBearerPrefixFromTheHeaderOrFromThe
     EXPECT_EQ(c.expect("connect").at("recovered"), false) << o.dump();
     c.expect_event("channel.snapshot");
   }
-  EXPECT_TRUE(sidecar_.wait_for_log("user=u3 "));
+  EXPECT_TRUE(sidecar().wait_for_log("user=u3 "));
 }
 
 TEST_F(SocketIoTest, PingsKeepAClientAlivePastSeveralIntervalsAndASilentPeerIsDropped) {
   start({"--ping-interval", "300ms", "--ping-timeout", "700ms"});
   // A peer that never answers "2" is closed once the ping timeout has passed...
-  auto silent = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket");
+  auto silent = WsClient::connect(port(), "/socket.io/?EIO=4&transport=websocket");
   ASSERT_EQ(silent->handshake_status(), 101) << silent->error();
   const std::string open = silent->next().value_or("");
   ASSERT_EQ(open.substr(0, 1), "0");
@@ -174,7 +133,7 @@ TEST_F(SocketIoTest, PingsKeepAClientAlivePastSeveralIntervalsAndASilentPeerIsDr
   EXPECT_TRUE(silent->wait_closed(1s));
   // The wire close code is WsServer's business (it may cut a silent peer short); the reason
   // is in its disconnect line.
-  EXPECT_TRUE(sidecar_.wait_for_log("reason=\"no pong within ping timeout\"", 1s));
+  EXPECT_TRUE(sidecar().wait_for_log("reason=\"no pong within ping timeout\"", 1s));
 }
 
 TEST_F(SocketIoTest, AfterATransportCloseTheClientRecoversEveryMissedEventInOrder) {
@@ -202,7 +161,7 @@ TEST_F(SocketIoTest, AfterATransportCloseTheClientRecoversEveryMissedEventInOrde
   sql("INSERT INTO channel_members VALUES ('c4', 'u1')");
   EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c4");
   EXPECT_TRUE(c.drain().empty()) << c.transcript();
-  EXPECT_TRUE(sidecar_.wait_for_log("protocol=socket.io resume=yes"));
+  EXPECT_TRUE(sidecar().wait_for_log("protocol=socket.io resume=yes"));
 }
 
 TEST_F(SocketIoTest, AClientThatReceivedNoOffsetRecoversFromThePositionInItsPid) {
@@ -247,23 +206,23 @@ TEST_F(SocketIoTest, AQuietStockClientRecordsThePositionEventsOffsetAndRecoversF
   const Json again = c.expect("connect", 3s);
   EXPECT_EQ(again.at("recovered"), true) << c.transcript();
   EXPECT_EQ(c.expect_event("channel.joined").at("channelId"), "c1");
-  EXPECT_TRUE(sidecar_.wait_for_log("resume=yes"));
+  EXPECT_TRUE(sidecar().wait_for_log("resume=yes"));
 }
 
 TEST_F(SocketIoTest, AfterASidecarKillAndRestartOnTheSamePortTheClientRecoversEveryMissedEvent) {
-  const uint16_t port = free_port();
-  start({}, port);
+  const uint16_t fixed = free_port();
+  start({}, fixed);
   NodeClient c(url(), options("u1", 200));
   const Json first = c.expect("connect");
   c.expect_event("channel.snapshot");
   sql("INSERT INTO channel_members VALUES ('c1', 'u1')");
   c.expect_event("channel.joined");
 
-  sidecar_.kill9();
+  sidecar().kill9();
   c.expect("disconnect");
   sql("INSERT INTO channel_members VALUES ('c2', 'u1')");
   sql("DELETE FROM channel_members WHERE channel_id = 'c1'");
-  start({}, port);
+  start({}, fixed);
   Json again;
   // Attempts against the dead port fail with connect_error until the sidecar is back.
   while (true) {
@@ -309,20 +268,20 @@ TEST_F(SocketIoTest, RecoveryPastRetentionGivesRecoveredFalseANewSidAndASnapshot
 
 TEST_F(SocketIoTest, OnlyTheWebSocketTransportOfEngineIo4IsServedAndRefusalsUseTheReferenceErrors) {
   start();
-  const HttpResponse polling = http_get(port_, "/socket.io/?EIO=4&transport=polling");
+  const HttpResponse polling = http_get(port(), "/socket.io/?EIO=4&transport=polling");
   EXPECT_EQ(polling.status, 400);
   EXPECT_EQ(Json::parse(polling.body), Json({{"code", 0}, {"message", "Transport unknown"}}));
-  auto upgrade_polling = WsClient::connect(port_, "/socket.io/?EIO=4&transport=polling");
+  auto upgrade_polling = WsClient::connect(port(), "/socket.io/?EIO=4&transport=polling");
   EXPECT_EQ(upgrade_polling->handshake_status(), 400);
   EXPECT_EQ(Json::parse(upgrade_polling->handshake_body()).at("code"), 0);
-  auto eio3 = WsClient::connect(port_, "/socket.io/?EIO=3&transport=websocket");
+  auto eio3 = WsClient::connect(port(), "/socket.io/?EIO=3&transport=websocket");
   EXPECT_EQ(eio3->handshake_status(), 400);
   EXPECT_EQ(Json::parse(eio3->handshake_body()),
             Json({{"code", 5}, {"message", "Unsupported protocol version"}}));
-  auto sid = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket&sid=abc");
+  auto sid = WsClient::connect(port(), "/socket.io/?EIO=4&transport=websocket&sid=abc");
   EXPECT_EQ(sid->handshake_status(), 400);
   EXPECT_EQ(Json::parse(sid->handshake_body()).at("code"), 1);
-  auto extra = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket&t=PxYz&foo=bar");
+  auto extra = WsClient::connect(port(), "/socket.io/?EIO=4&transport=websocket&t=PxYz&foo=bar");
   EXPECT_EQ(extra->handshake_status(), 101) << "other query parameters are ignored";
 }
 
@@ -330,11 +289,11 @@ TEST_F(SocketIoTest, OnlyTheWebSocketTransportOfEngineIo4IsServedAndRefusalsUseT
 TEST_F(SocketIoTest, FramesAStockClientNeverSendsAreAnsweredOrCloseOnlyTheirOwnSocket) {
   start({"--auth-timeout", "500ms"});
   auto open = [this] {
-    auto ws = WsClient::connect(port_, "/socket.io/?EIO=4&transport=websocket");
+    auto ws = WsClient::connect(port(), "/socket.io/?EIO=4&transport=websocket");
     EXPECT_EQ(ws->next().value_or("").substr(0, 2), "0{");
     return ws;
   };
-  auto connect = [](WsClient& ws, const std::string& user) {
+  auto connect = [this](WsClient& ws, const std::string& user) {
     ws.send_text("40" + Json({{"token", token(user)}}).dump());
     return ws.next().value_or("");
   };
@@ -368,7 +327,7 @@ TEST_F(SocketIoTest, FramesAStockClientNeverSendsAreAnsweredOrCloseOnlyTheirOwnS
   EXPECT_EQ(never->close_code(), 1008);
 
   // The plain protocol and Socket.IO each get only their own frames for the same change.
-  auto plain = WsClient::connect(port_, "/ws?access_token=" + token("u1"));
+  auto plain = WsClient::connect(port(), "/ws?access_token=" + token("u1"));
   ASSERT_EQ(plain->handshake_status(), 101);
   EXPECT_EQ(plain->next_json().value_or(Json()).at("event"), "session");
   EXPECT_EQ(plain->next_json().value_or(Json()).at("event"), "channel.snapshot");

@@ -165,10 +165,13 @@ wait_for_port() {  # wait_for_port NAME LOGFILE
   die "server $1 did not start listening: $(tail -5 "$2")"
 }
 
+# Sockets one sidecar serves (--max-connections): under the fd limit with the handshake cap
+# and the sidecar's reserve. Part A lowers the cap to hold more (19,000 sockets in one process).
+SIDECAR_MAX_CONN=18000
 start_sidecar() {  # start_sidecar NAME DB MODE LOG [PORT [FLAG...]]
   local extra=("${@:6}")
   MEMBERSHIP_NOTIFIER_JWT_SECRET=$JWT_SECRET "$SIDECAR" serve --database-url "$(conninfo "$2")" \
-    --listen "127.0.0.1:${5:-0}" --max-connections 18000 "${SIDECAR_LIMIT_ARGS[@]}" \
+    --listen "127.0.0.1:${5:-0}" --max-connections "$SIDECAR_MAX_CONN" "${SIDECAR_LIMIT_ARGS[@]}" \
     --wake-mode "$3" "${SIDECAR_ARGS[@]}" "${extra[@]}" >"$4" 2>&1 &
   SRV_PID[$1]=$!
   wait_for_port "$1" "$4"
@@ -211,13 +214,15 @@ stop_server() {  # stop_server NAME
 # sends one command and prints its one answer line. Every line is also kept in $OUT/loadgen.log.
 declare -A LG_PID=() LG_W=() LG_R=() LG_CONNECTED=()
 
-lg_start() {  # lg_start NAME PORT PROTOCOL SOCKETS USERS DB RAWDIR SERVER_PID
-  local name=$1 fifo_dir w r line
+# lg_spawn starts one and returns at once (several can connect in parallel); lg_connected
+# waits for its `connected` line. Each runs with at most $FD_LIMIT open files.
+lg_spawn() {  # lg_spawn NAME PORT PROTOCOL SOCKETS USERS DB RAWDIR SERVER_PID [LOADGEN_ARG...]
+  local name=$1 fifo_dir w r
   fifo_dir=$(mktemp -d /tmp/mnb-lg.XXXXXX)
   mkfifo "$fifo_dir/in" "$fifo_dir/out"
   mkdir -p "$7"
   BENCH_JWT_SECRET=$JWT_SECRET "$LOADGEN" --port "$2" --protocol "$3" --sockets "$4" --users "$5" \
-    --db "$(conninfo "$6")" --out "$7" --server-pid "${8:-0}" --postmaster-pid "$POSTMASTER_PID" \
+    --db "$(conninfo "$6")" --out "$7" --server-pid "${8:-0}" --postmaster-pid "$POSTMASTER_PID" "${@:9}" \
     <"$fifo_dir/in" >"$fifo_dir/out" 2>>"$OUT/loadgen.stderr" &
   LG_PID[$name]=$!
   exec {w}>"$fifo_dir/in"
@@ -225,18 +230,39 @@ lg_start() {  # lg_start NAME PORT PROTOCOL SOCKETS USERS DB RAWDIR SERVER_PID
   LG_W[$name]=$w
   LG_R[$name]=$r
   rm -rf "$fifo_dir"
-  IFS= read -r -t 600 -u "$r" line || die "loadgen $name did not connect (see $OUT/loadgen.stderr)"
-  LG_CONNECTED[$name]=$line
-  printf '%s: %s\n' "$name" "$line" >>"$OUT/loadgen.log"
+}
+
+lg_connected() {  # lg_connected NAME
+  local line
+  IFS= read -r -t 900 -u "${LG_R[$1]}" line || die "loadgen $1 did not connect (see $OUT/loadgen.stderr)"
+  LG_CONNECTED[$1]=$line
+  printf '%s: %s\n' "$1" "$line" >>"$OUT/loadgen.log"
+}
+
+lg_start() {  # lg_start NAME PORT PROTOCOL SOCKETS USERS DB RAWDIR SERVER_PID [LOADGEN_ARG...]
+  lg_spawn "$@"
+  lg_connected "$1"
+}
+
+# lg_send and lg_recv split lg_cmd, for commands sent to several loadgens at once.
+lg_send() {  # lg_send NAME COMMAND...
+  local name=$1
+  shift
+  printf '%s\n' "$*" >&"${LG_W[$name]}"
+}
+
+lg_recv() {  # lg_recv NAME TIMEOUT_SECONDS
+  local line
+  IFS= read -r -t "$2" -u "${LG_R[$1]}" line || die "loadgen $1 gave no answer"
+  printf '%s: %s\n' "$1" "$line" >>"$OUT/loadgen.log"
+  printf '%s' "$line"
 }
 
 lg_cmd() {  # lg_cmd NAME TIMEOUT_SECONDS COMMAND...
-  local name=$1 t=$2 line
+  local name=$1 t=$2
   shift 2
-  printf '%s\n' "$*" >&"${LG_W[$name]}"
-  IFS= read -r -t "$t" -u "${LG_R[$name]}" line || die "loadgen $name gave no answer to '$*'"
-  printf '%s: %s\n' "$name" "$line" >>"$OUT/loadgen.log"
-  printf '%s' "$line"
+  lg_send "$name" "$@"
+  lg_recv "$name" "$t"
 }
 
 lg_stop() {  # lg_stop NAME
@@ -250,9 +276,26 @@ lg_stop() {  # lg_stop NAME
   unset "LG_PID[$name]" "LG_W[$name]" "LG_R[$name]"
 }
 
+# ---- Kernel settings ------------------------------------------------------------------------
+# A part that needs more than the kernel allows (part D: 100k sockets) raises a setting for
+# the run; cleanup puts back what was there.
+declare -A SYSCTL_SAVED=()
+sysctl_raise() {  # sysctl_raise NAME VALUE: set NAME to VALUE, remembering the old value
+  local old
+  old=$(sysctl -n "$1" 2>/dev/null) || { log "warning: no sysctl $1"; return 0; }
+  [[ -v SYSCTL_SAVED[$1] ]] || SYSCTL_SAVED[$1]=$old
+  sysctl -q -w "$1=$2" >/dev/null 2>&1 || log "warning: cannot set $1 to $2 (still $old)"
+}
+sysctl_restore() {
+  local k
+  for k in "${!SYSCTL_SAVED[@]}"; do sysctl -q -w "$k=${SYSCTL_SAVED[$k]}" >/dev/null 2>&1 || true; done
+  SYSCTL_SAVED=()
+}
+
 cleanup() {
   local n
   for n in "${!LG_PID[@]}"; do kill -TERM "${LG_PID[$n]}" 2>/dev/null || true; done
   for n in "${!SRV_PID[@]}"; do stop_server "$n"; done
   pg_stop
+  sysctl_restore
 }

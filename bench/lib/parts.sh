@@ -1,4 +1,5 @@
-# The two parts of bench/run. Sourced; uses the settings and helpers of bench/run and common.sh.
+# Parts B, C and S of bench/run, and helpers the other parts use (part A: part_a.sh, part D:
+# part_d.sh). Sourced; uses the settings and helpers of bench/run and common.sh.
 
 ms() { awk -v u="$1" 'BEGIN { if (u == "" || u == "nan") print "–"; else printf "%.2f", u / 1000 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
@@ -11,79 +12,6 @@ lost_text() {  # lost_text RESULT_LINE: "0", or what went wrong
   [[ $(kv "$r" misrouted) == 0 ]] || t+=" (+$(kv "$r" misrouted) MISROUTED)"
   [[ $(kv "$r" failures) == 0 ]] || t+=" ($(kv "$r" failures) writes failed)"
   printf '%s' "$t"
-}
-
-# "s18:455 s19:395" (second of the run: deliveries over 20 ms), or "none": shows whether the
-# tail is spread out or one event (a GC pause, a burst of keepalive pings, a checkpoint).
-slow_seconds() {
-  local r
-  r=$(awk -F, 'NR > 1 && $3 > 20000 { n[int($1 / '"$A_RATE"')]++ } END { for (k in n) printf "s%d:%d\n", k, n[k] }' "$1" |
-    sort -t: -k2 -rn | head -6 | tr '\n' ' ')
-  printf '%s' "${r:-none}"
-}
-
-# ---- A: latency and footprint at 10k sockets, against the usual Node design ------------------
-A_ROWS=()
-A_NOTES=()
-
-a_target() {  # a_target NAME LABEL KIND(ours|node) PROTOCOL(ws|sio) MODE
-  local name=$1 label=$2 kind=$3 proto=$4 mode=$5
-  local db=a_${name//-/_} raw=$OUT/a/$name rss0 rss1 ok res st pid
-  mkdir -p "$raw"
-  log "A: $label: database, server, $A_SOCKETS sockets"
-  make_db "$db" "$kind" "$A_SYNC"
-  if [[ $kind == ours ]]; then start_sidecar a "$db" "$mode" "$raw/server.log"; else start_node a "$db" "$raw/server.log"; fi
-  pid=${SRV_PID[a]}
-  sleep 1
-  rss0=$(rss_kb "$pid")
-  lg_start a "${SRV_PORT[a]}" "$proto" "$A_SOCKETS" "$A_USERS" "$db" "$raw" "$pid"
-  ok=$(kv "${LG_CONNECTED[a]}" ok)
-  log "A: $label: ${LG_CONNECTED[a]}"
-  if ((ok < A_SOCKETS * 9 / 10)); then
-    A_ROWS+=("| $label | not measured: $ok of $A_SOCKETS sockets connected ($(grep -o 'first_error=.*' <<<"${LG_CONNECTED[a]}" | cut -c13-90)) |||||||||")
-    lg_stop a
-    stop_server a
-    return 0
-  fi
-  sleep 5  # idle: let allocators and GC settle before reading RSS
-  rss1=$(rss_kb "$pid")
-  log "A: $label: $A_RATE changes/s for $A_SECS s"
-  res=$(lg_cmd a $((A_SECS + 180)) run tag=a rate="$A_RATE" secs="$A_SECS" writers="$A_WRITERS" drain=5)
-  st=$(lg_cmd a 30 stats)
-  local wakeups=""
-  if [[ $kind == ours ]]; then
-    fetch_metrics "${SRV_PORT[a]}" >"$raw/metrics.txt"
-    wakeups="; sidecar: $(metric_value "$raw/metrics.txt" membership_notifier_events_total) events, $(metric_value "$raw/metrics.txt" membership_notifier_durable_waits_total) reads that waited for a flush, $(metric_value "$raw/metrics.txt" membership_notifier_db_notifications_total) wake-ups, $(metric_value "$raw/metrics.txt" membership_notifier_db_reads_total) log reads"
-  fi
-  lg_stop a
-  stop_server a
-  printf 'rss_idle_kb=%s rss_loaded_kb=%s\n%s\n%s\n%s\n' "$rss0" "$rss1" "${LG_CONNECTED[a]}" "$res" "$st" >"$raw/summary.txt"
-  log "A: $label: p50 $(ms "$(kv "$res" p50_us)") ms, p99 $(ms "$(kv "$res" p99_us)") ms, lost $(lost_text "$res")"
-  A_ROWS+=("| $label | $ok | $(kv "$res" rate) | $(ms "$(kv "$res" p50_us)") | $(ms "$(kv "$res" p90_us)") | $(ms "$(kv "$res" p99_us)") | $(ms "$(kv "$res" p999_us)") | $(ms "$(kv "$res" max_us)") | $(kv "$res" delivered) / $(lost_text "$res") | $(mib "$rss0") → $(mib "$rss1") MiB ($(awk -v a="$rss0" -v b="$rss1" -v n="$ok" 'BEGIN { printf "%.1f", (b - a) / n }') KiB/socket) | $(kv "$res" cpu_server) / $(kv "$res" cpu_pg) / $(kv "$res" cpu_loadgen) |")
-  A_NOTES+=("$label: loadgen receiver thread $(kv "$res" cpu_rx)% CPU, longest loop stall $(ms "$(kv "$res" rx_max_stall_us)") ms, RSS $(mib "$(kv "$st" loadgen_rss_kb)") MiB; commit p50/p99 $(ms "$(kv "$res" commit_p50_us)")/$(ms "$(kv "$res" commit_p99_us)") ms; connect $(kv "${LG_CONNECTED[a]}" secs) s; disconnects $(kv "$res" disconnects); deliveries over 20 ms by second of the run: $(slow_seconds "$raw/a.deliveries.csv")$wakeups.")
-}
-
-part_a() {
-  local m
-  foreign_start
-  a_target node "Node: socket.io gateway, NOTIFY per row" node sio ""
-  for m in "${A_MODE_LIST[@]}"; do
-    a_target "ours-ws-$m" "membership-notifier ($m), /ws" ours ws "$m"
-  done
-  a_target "ours-sio-${A_MODE_LIST[0]}" "membership-notifier (${A_MODE_LIST[0]}), /socket.io/" ours sio "${A_MODE_LIST[0]}"
-  {
-    echo "## A. Delivery latency and footprint: $A_SOCKETS sockets, $A_USERS users, $A_RATE single-row changes/s for $A_SECS s"
-    echo
-    echo "Commit→receipt per delivery (the writer's COMMIT returned → the frame was read by the client; one clock). Each change reaches every socket of its user. The writers' commits use synchronous_commit=$A_SYNC (fsync on)."
-    echo
-    echo "| server | sockets | changes/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | delivered / lost | RSS idle → $A_SOCKETS sockets | CPU % server / postgres / loadgen |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    printf '%s\n' "${A_ROWS[@]}"
-    echo
-    echo "The same receiving client (bench/loadgen, C++ epoll, Socket.IO or plain WebSocket) is used against both servers. Other processes on the machine used about $(foreign_pct)% CPU (100% = one core, of $(nproc)00%) on average during part A."
-    printf -- '- %s\n' "${A_NOTES[@]}"
-    echo
-  } >>"$OUT/report.md"
 }
 
 # ---- B: write cost of each wake-up mode, and latency at low and at the highest rate -----------
@@ -229,7 +157,7 @@ part_b() {
 }
 
 b_report() {
-  local name c r cells vals ratios heads="" last=${CLIENT_LIST[-1]} low hi after chk lost ones=()
+  local name c r cells vals ratios floors vs_floor heads="" last=${CLIENT_LIST[-1]} low hi after chk lost ones=()
   for c in "${CLIENT_LIST[@]}"; do heads+="tps, $c writer$([[ $c == 1 ]] || echo s) | "; done
   for ((r = 1; r <= B_ROUNDS; r++)); do ones+=("${B_TPS[none,1,$r]:-}"); done
   {
@@ -237,8 +165,8 @@ b_report() {
     echo
     echo "Each configuration has its own database and a server with $B_SOCKETS sockets for $B_USERS users (1% of pgbench's rows are theirs, so delivered). tps: median (min–max) of $B_ROUNDS rounds of ${B_SECS} s per point, configurations interleaved in rotating order; \"vs none\": median of the per-round ratios at $last writers. Latency: commit→client of probe changes at ${B_PROBE_RATE}/s, alone, during pgbench with $last writers (its tps in brackets), and alone again right after that pgbench. Lost: probe deliveries (alone + at max rate + after); then every row of a connected user checked against what each of its sockets received."
     echo
-    echo "| triggers installed | ${heads}vs none at $last | p50 / p99 ms at ${B_PROBE_RATE}/s | p50 / p99 ms at max rate | p50 / p99 ms at ${B_PROBE_RATE}/s after it | lost | server CPU % at max |"
-    echo "|---|$(for c in "${CLIENT_LIST[@]}"; do printf -- '---|'; done)---|---|---|---|---|---|"
+    echo "| triggers installed | ${heads}vs none at $last | vs the floor at $last | p50 / p99 ms at ${B_PROBE_RATE}/s | p50 / p99 ms at max rate | p50 / p99 ms at ${B_PROBE_RATE}/s after it | lost | server CPU % at max |"
+    echo "|---|$(for c in "${CLIENT_LIST[@]}"; do printf -- '---|'; done)---|---|---|---|---|---|---|"
     for name in "${B_CONFIGS[@]}"; do
       [[ ${B_KIND[$name]} == ref ]] && continue
       cells=""
@@ -247,34 +175,40 @@ b_report() {
         for ((r = 1; r <= B_ROUNDS; r++)); do vals+=("${B_TPS[$name,$c,$r]}"); done
         cells+="$(median "${vals[@]}") ($(minmax "${vals[@]}")) | "
       done
-      ratios=()
+      ratios=() floors=()
       for ((r = 1; r <= B_ROUNDS; r++)); do
         ratios+=("$(awk -v a="${B_TPS[$name,$last,$r]}" -v b="${B_TPS[none,$last,$r]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
+        floors+=("$(awk -v a="${B_TPS[$name,$last,$r]}" -v b="${B_TPS[floor,$last,$r]:-0}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')")
       done
+      vs_floor="$(median "${floors[@]}")× ($(minmax "${floors[@]}"))"
       if [[ ${B_KIND[$name]} == none ]]; then
-        echo "| ${B_LABEL[$name]} | ${cells}1.00× | – | – | – | – | – |"
+        echo "| ${B_LABEL[$name]} | ${cells}1.00× | $vs_floor | – | – | – | – | – |"
         continue
       fi
       if [[ ${B_KIND[$name]} == floor ]]; then
-        echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | – | – | – | – | – |"
+        echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | 1.00× | – | – | – | – | – |"
         continue
       fi
       low=${B_LOW[$name]} hi=${B_HI[$name]} after=${B_AFTER[$name]} chk=${B_CHECK[$name]}
       lost="$(lost_text "$low") + $(lost_text "$hi") + $(lost_text "$after"); rows: $(kv "$chk" missing) missing of $(kv "$chk" expected)"
-      echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | $(ms "$(kv "$low" p50_us)") / $(ms "$(kv "$low" p99_us)") | $(ms "$(kv "$hi" p50_us)") / $(ms "$(kv "$hi" p99_us)") (${B_HI_TPS[$name]} tps) | $(ms "$(kv "$after" p50_us)") / $(ms "$(kv "$after" p99_us)") | $lost | $(kv "$hi" cpu_server) |"
+      echo "| ${B_LABEL[$name]} | ${cells}$(median "${ratios[@]}")× ($(minmax "${ratios[@]}")) | $vs_floor | $(ms "$(kv "$low" p50_us)") / $(ms "$(kv "$low" p99_us)") | $(ms "$(kv "$hi" p50_us)") / $(ms "$(kv "$hi" p99_us)") (${B_HI_TPS[$name]} tps) | $(ms "$(kv "$after" p50_us)") / $(ms "$(kv "$after" p99_us)") | $lost | $(kv "$hi" cpu_server) |"
     done
     echo
     if ((${#B_PAIRED[@]})); then
-      echo "Paired rounds at $last writers ($B_PAIR_ROUNDS rounds of $B_PAIR_SECS s, rotating order, each against \"none\" of its round): mean of the per-round ratios ± twice its standard error, and the ratio of the summed tps."
+      echo "Paired rounds at $last writers ($B_PAIR_ROUNDS rounds of $B_PAIR_SECS s, rotating order, each against \"none\" and against the floor of its round): mean of the per-round ratios ± twice its standard error, and the ratio of the summed tps."
       echo
-      echo "| configuration | vs none, mean ± 2 SE | ratio of sums |"
-      echo "|---|---|---|"
+      echo "| configuration | vs none, mean ± 2 SE | vs none, ratio of sums | vs the floor, mean ± 2 SE | vs the floor, ratio of sums |"
+      echo "|---|---|---|---|---|"
       for name in "${B_PAIRED[@]}"; do
         [[ ${B_KIND[$name]} == none ]] && continue
-        for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do echo "${B_PAIR_TPS[$name,$r]} ${B_PAIR_TPS[none,$r]}"; done |
-          awk -v label="${B_LABEL[$name]}" '$2 > 0 { x = $1 / $2; n++; s += x; ss += x * x; a += $1; b += $2 }
-            END { m = n ? s / n : 0; v = n > 1 ? (ss - n * m * m) / (n - 1) : 0
-                  printf "| %s | %.3f× ± %.3f | %.3f× |\n", label, m, 2 * sqrt(v > 0 ? v / n : 0), (b > 0 ? a / b : 0) }'
+        for ((r = 1; r <= B_PAIR_ROUNDS; r++)); do echo "${B_PAIR_TPS[$name,$r]} ${B_PAIR_TPS[none,$r]} ${B_PAIR_TPS[floor,$r]:-0}"; done |
+          awk -v label="${B_LABEL[$name]}" -v kind="${B_KIND[$name]}" '
+            $2 > 0 { x = $1 / $2; n++; s += x; ss += x * x; a += $1; b += $2 }
+            $3 > 0 { y = $1 / $3; fn++; fs += y; fss += y * y; fa += $1; fb += $3 }
+            function ci(n, s, ss,   m, v) { m = n ? s / n : 0; v = n > 1 ? (ss - n * m * m) / (n - 1) : 0
+                                           return sprintf("%.3f× ± %.3f", m, 2 * sqrt(v > 0 ? v / n : 0)) }
+            END { floor = kind == "floor" ? "1.00× | 1.00×" : (fn ? ci(fn, fs, fss) " | " sprintf("%.3f×", fa / fb) : "– | –")
+                  printf "| %s | %s | %.3f× | %s |\n", label, ci(n, s, ss), (b > 0 ? a / b : 0), floor }'
       done
       echo
       echo "Where the CPU went in those rounds, summed over them (from /proc; 100% busy = all $(nproc) cores): how busy the machine was and how long it waited for I/O; its busy time per transaction (every process's, pgbench's too: where busy stays level across configurations this moves inversely with tps, whatever the cause); the part of that the sidecar took itself (its process and its database sessions), the direct CPU cost of reading and delivering; and what the commits gave the disk (from pg_stat_wal and the WAL position: every process's WAL, the sidecar's too): where the transactions per flush stay level, a configuration's cost is in CPU, not in the flushes. The bytes include the full-page images each round writes after its checkpoint, as many as the pages it touches in the table's random-key indexes: they grow with the table, and the references' databases (paired rounds only) stay smaller."

@@ -1,6 +1,6 @@
 #include "clients.h"
 
-#include "jwt.h"
+#include "support/jwt_mint.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,10 +27,12 @@ int64_t now_ns() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-enum class State : uint8_t { idle, connecting, upgrading, opening, ready, closed };
+// waiting: dropped, a reconnect due (reconnect_ms > 0).
+enum class State : uint8_t { idle, connecting, upgrading, opening, ready, waiting, closed };
 
 constexpr size_t kMaxFrame = 16 << 20;
 constexpr int kMaxLoggedLosses = 5;
+constexpr int64_t kMaxRetryDelayNs = 5'000'000'000;
 
 // Finds `"key"` then the string value after its colon; empty when absent.
 std::string string_field(const std::string& text, const char* key, size_t from = 0) {
@@ -51,6 +53,9 @@ struct Clients::Conn {
   std::atomic<State> state{State::idle};
   bool want_out = false;
   int64_t started_ns = 0;
+  bool reconnecting = false;  // this handshake is a reconnect, not the first connect
+  int attempts = 0;           // failed reconnect attempts in a row
+  std::string offset;         // the last offset received (reconnect_ms > 0)
   std::string in;
   std::string out;
   std::string fragment;
@@ -58,7 +63,8 @@ struct Clients::Conn {
 
 Clients::Clients(ClientOptions o) : opts_(std::move(o)) {
   for (int u = 0; u < opts_.users; ++u)
-    tokens_.push_back(mint_hs256(opts_.secret, opts_.user_prefix + std::to_string(u), 7 * 24 * 3600));
+    tokens_.push_back(mn::test::mint_hs256(
+        opts_.secret, mn::test::claims_for(opts_.user_prefix + std::to_string(u), std::chrono::hours(7 * 24))));
   for (int i = 0; i < opts_.sockets; ++i) conns_.push_back(std::make_unique<Conn>());
   others_.resize(opts_.sockets);
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -115,6 +121,12 @@ std::vector<int> Clients::ready_per_user() const {
   return n;
 }
 
+int Clients::ready() const {
+  int n = 0;
+  for (int i = 0; i < opts_.sockets; ++i) n += conns_[i]->state.load() == State::ready;
+  return n;
+}
+
 std::vector<size_t> Clients::other_joined() const {
   std::lock_guard<std::mutex> lock(rec_mu_);
   std::vector<size_t> n;
@@ -147,6 +159,7 @@ void Clients::loop() {
       }
     }
     for (int k = first; k < first + count; ++k) start_connect(k);
+    if (!retries_.empty()) run_due_retries(now_ns());
     int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), 20);
     int64_t woke = now_ns();
     for (int k = 0; k < n; ++k) on_event(static_cast<int>(events[k].data.u32), events[k].events);
@@ -170,6 +183,28 @@ void Clients::loop() {
   }
 }
 
+void Clients::run_due_retries(int64_t now) {
+  size_t kept = 0;
+  std::vector<int> due;
+  for (const auto& r : retries_) {
+    if (r.first <= now) due.push_back(r.second);
+    else retries_[kept++] = r;
+  }
+  retries_.resize(kept);
+  for (int i : due) start_connect(i);
+}
+
+void Clients::schedule_retry(Conn& c, int i) {
+  // The first try after reconnect_ms plus a jitter of up to as much again (spread by socket,
+  // so a dropped process's clients do not all come back in one instant); then doubling delays.
+  int64_t base = int64_t{opts_.reconnect_ms} * 1'000'000;
+  int64_t delay = base + (base * ((static_cast<int64_t>(i) * 7919) % 1000)) / 1000;
+  for (int k = 0; k < c.attempts && delay < kMaxRetryDelayNs; ++k) delay *= 2;
+  c.state = State::waiting;
+  c.reconnecting = true;
+  retries_.emplace_back(now_ns() + std::min(delay, kMaxRetryDelayNs), i);
+}
+
 void Clients::start_connect(int i) {
   Conn& c = *conns_[i];
   c.started_ns = now_ns();
@@ -178,6 +213,16 @@ void Clients::start_connect(int i) {
   if (c.fd < 0) return fail(c, i, std::string("socket: ") + std::strerror(errno));
   int one = 1;
   setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!opts_.sources.empty()) {
+    // Bind only the address; the port is chosen at connect, per destination.
+    setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    if (inet_pton(AF_INET, opts_.sources[static_cast<size_t>(i) % opts_.sources.size()].c_str(), &src.sin_addr) != 1)
+      return fail(c, i, "not an IPv4 source address: " + opts_.sources[static_cast<size_t>(i) % opts_.sources.size()]);
+    if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0)
+      return fail(c, i, std::string("bind: ") + std::strerror(errno));
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(opts_.port);
@@ -204,6 +249,7 @@ void Clients::on_event(int i, uint32_t events) {
     const std::string& token = tokens_[i % opts_.users];
     std::string path = opts_.protocol == Protocol::plain ? "/ws?access_token=" + token
                                                          : std::string("/socket.io/?EIO=4&transport=websocket");
+    if (opts_.protocol == Protocol::plain && !c.offset.empty()) path += "&offset=" + c.offset;
     c.out = "GET " + path + " HTTP/1.1\r\nHost: " + opts_.host + ":" + std::to_string(opts_.port) +
             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -334,9 +380,15 @@ void Clients::on_text(Conn& c, int i, const std::string& text, int64_t t) {
   frames_.fetch_add(1, std::memory_order_relaxed);
   if (opts_.protocol == Protocol::plain) {
     std::string name = string_field(text, "event");
+    if (opts_.reconnect_ms > 0) {
+      std::string offset = string_field(text, "offset");
+      if (!offset.empty()) c.offset = std::move(offset);
+    }
     if (name == "channel.joined" || name == "channel.left")
       return on_membership(c, i, text, 0, name == "channel.left", t);
-    if (name == "channel.snapshot" && c.state.load() == State::opening) return mark_ready(c);
+    if (name == "session" && c.state.load() == State::opening && text.find("\"recovered\":true") != std::string::npos)
+      return mark_ready(c, true);
+    if (name == "channel.snapshot" && c.state.load() == State::opening) return mark_ready(c, false);
     if (name == "error" && c.state.load() == State::opening) return fail(c, i, "error frame: " + text);
     return;
   }
@@ -355,7 +407,7 @@ void Clients::on_text(Conn& c, int i, const std::string& text, int64_t t) {
       return fail(c, i, "Engine.IO close");
     case '4':
       if (text.size() < 2) return;
-      if (text[1] == '0' && c.state.load() == State::opening) return mark_ready(c);
+      if (text[1] == '0' && c.state.load() == State::opening) return mark_ready(c, false);
       if (text[1] == '4') return fail(c, i, "CONNECT_ERROR " + text.substr(2));
       if (text[1] == '1') return fail(c, i, "Socket.IO DISCONNECT");
       if (text[1] == '2') {
@@ -406,8 +458,16 @@ void Clients::send_frame(Conn& c, int i, uint8_t opcode, const std::string& payl
   flush(c, i);
 }
 
-void Clients::mark_ready(Conn& c) {
+void Clients::mark_ready(Conn& c, bool recovered) {
   c.state = State::ready;
+  c.attempts = 0;
+  if (c.reconnecting) {
+    c.reconnecting = false;
+    std::lock_guard<std::mutex> lock(rec_mu_);
+    ++(recovered ? counters_.recovered : counters_.resnapshots);
+    counters_.last_back_ns = now_ns();
+    return;
+  }
   std::lock_guard<std::mutex> lock(conn_mu_);
   ++ok_;
   conn_cv_.notify_all();
@@ -424,14 +484,28 @@ void Clients::fail(Conn& c, int i, const std::string& why) {
   }
   c.in.clear();
   c.out.clear();
+  c.fragment.clear();
   if (was == State::ready) {
-    std::lock_guard<std::mutex> lock(rec_mu_);
-    if (counters_.disconnects++ < kMaxLoggedLosses)
-      std::fprintf(stderr, "loadgen: socket %d (%s%d) lost: %s\n", i, opts_.user_prefix.c_str(),
-                   i % opts_.users, why.c_str());
+    {
+      std::lock_guard<std::mutex> lock(rec_mu_);
+      if (counters_.disconnects++ < kMaxLoggedLosses)
+        std::fprintf(stderr, "loadgen: socket %d (%s%d) lost: %s\n", i, opts_.user_prefix.c_str(),
+                     i % opts_.users, why.c_str());
+      if (counters_.first_drop_ns == 0) counters_.first_drop_ns = now_ns();
+    }
+    if (opts_.reconnect_ms > 0 && opts_.protocol == Protocol::plain && !stop_) schedule_retry(c, i);
     return;
   }
   if (was == State::closed) return;
+  if (c.reconnecting) {
+    {
+      std::lock_guard<std::mutex> lock(rec_mu_);
+      if (counters_.retry_errors++ == 0) counters_.first_retry_error = why;
+    }
+    ++c.attempts;
+    if (!stop_) schedule_retry(c, i);
+    return;
+  }
   std::lock_guard<std::mutex> lock(conn_mu_);
   ++failed_;
   if (first_error_.empty()) first_error_ = why;

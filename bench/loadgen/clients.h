@@ -6,6 +6,11 @@
 // Socket i belongs to user `user_prefix + (i % users)`. A receipt is recorded for every
 // channel.joined/left frame whose channelId is a probe id "P<tag>-<pair>" of the tag being
 // recorded, stamped with CLOCK_MONOTONIC right after the read() that brought it in.
+// With reconnect_ms > 0 (plain /ws only), a ready socket the server drops comes back after
+// reconnect_ms plus up to one more reconnect_ms of jitter, with the last offset it was given
+// (?offset=), as the protocol's client contract says; a failed attempt is retried with doubling
+// delays up to 5 s. A socket that resumes (session recovered) is ready again at once; one that
+// gets a snapshot instead is ready after it, and counted: its missed probe events are lost.
 // Threads: the loop runs on its own thread; every public call is safe from any other thread.
 #pragma once
 
@@ -33,6 +38,10 @@ struct ClientOptions {
   std::string secret;    // HS256 secret the tokens are signed with
   int max_pending = 200; // handshakes in flight at once
   int connect_timeout_s = 120;
+  // Source addresses, socket i binding sources[i % size] before connect (empty: the kernel's
+  // choice). Each loopback address has its own ephemeral ports, so 100k sockets fit.
+  std::vector<std::string> sources;
+  int reconnect_ms = 0;  // 0: a dropped socket stays closed
 };
 
 struct Receipt {
@@ -54,6 +63,14 @@ struct ClientCounters {
   uint64_t disconnects = 0;    // ready sockets the server closed or lost
   uint64_t pings = 0;          // pings answered (WebSocket or Engine.IO)
   int64_t max_stall_ns = 0;    // longest time the loop spent between two epoll_wait calls
+  // Reconnects (reconnect_ms > 0): sockets back with their missed events (recovered) or with a
+  // snapshot, failed attempts (retried), and the first drop to the last socket back.
+  uint64_t recovered = 0;
+  uint64_t resnapshots = 0;
+  uint64_t retry_errors = 0;
+  std::string first_retry_error;
+  int64_t first_drop_ns = 0;
+  int64_t last_back_ns = 0;
 };
 
 class Clients {
@@ -71,6 +88,7 @@ class Clients {
 
   // Ready sockets per user index, for the expected delivery count.
   std::vector<int> ready_per_user() const;
+  int ready() const;
   // Distinct non-probe channels each socket received a channel.joined for (loss check).
   std::vector<size_t> other_joined() const;
   ClientCounters counters(bool reset_stall);
@@ -89,7 +107,9 @@ class Clients {
   void send_frame(Conn& c, int i, uint8_t opcode, const std::string& payload);
   void flush(Conn& c, int i);
   void fail(Conn& c, int i, const std::string& why);
-  void mark_ready(Conn& c);
+  void mark_ready(Conn& c, bool recovered);  // recovered: a resume, no snapshot to wait for
+  void schedule_retry(Conn& c, int i);
+  void run_due_retries(int64_t now);
 
   ClientOptions opts_;
   std::vector<std::string> tokens_;  // one per user
@@ -116,6 +136,9 @@ class Clients {
   ClientCounters counters_;
   std::atomic<uint64_t> frames_{0};
   std::atomic<int64_t> max_stall_ns_{0};
+
+  // Reconnects waiting for their time (loop thread only): (due, socket).
+  std::vector<std::pair<int64_t, int>> retries_;
 };
 
 }  // namespace bench

@@ -3,11 +3,16 @@
 //
 //   bench-loadgen --port P --protocol ws|sio --sockets N --users U --db CONNINFO --out DIR
 //                 [--server-pid PID] [--postmaster-pid PID] [--user-prefix u] [--max-pending 200]
+//                 [--source 127.0.0.1,127.0.0.2,...] [--reconnect-ms MS] [--metrics-port P]
 //   (HS256 secret in BENCH_JWT_SECRET)
+// --source: socket i binds the i-th address (round robin) before connecting; --reconnect-ms:
+// a dropped /ws socket comes back with its last offset (see clients.h). --metrics-port: the
+// sidecar's /metrics, for its log reads; its database sessions are found by application_name.
 //
 // It prints `connected ...` once every socket is ready (or failed), then reads commands, one
 // a line, on stdin, and answers each with one line on stdout:
 //   run tag=T rate=R secs=S writers=W drain=D   -> result tag=T key=value...
+//   idle secs=S                                 -> idle key=value...  (the same costs, no writes)
 //   check wait=S                                -> check key=value...  (nothing lost, from the table)
 //   stats                                       -> stats key=value...
 //   quit
@@ -43,6 +48,7 @@ struct Options {
   std::string out = ".";
   int server_pid = 0;
   int postmaster_pid = 0;
+  int metrics_port = 0;
 };
 
 int64_t now_ns() {
@@ -68,10 +74,18 @@ Options parse(int argc, char** argv) {
     else if (k == "--users") o.clients.users = std::max(1, std::atoi(v.c_str()));
     else if (k == "--user-prefix") o.clients.user_prefix = v;
     else if (k == "--max-pending") o.clients.max_pending = std::max(1, std::atoi(v.c_str()));
+    else if (k == "--reconnect-ms") o.clients.reconnect_ms = std::max(0, std::atoi(v.c_str()));
+    else if (k == "--source") {
+      std::istringstream list(v);
+      std::string a;
+      while (std::getline(list, a, ','))
+        if (!a.empty()) o.clients.sources.push_back(a);
+    }
     else if (k == "--db") o.db = v;
     else if (k == "--out") o.out = v;
     else if (k == "--server-pid") o.server_pid = std::atoi(v.c_str());
     else if (k == "--postmaster-pid") o.postmaster_pid = std::atoi(v.c_str());
+    else if (k == "--metrics-port") o.metrics_port = std::atoi(v.c_str());
     else usage("unknown option " + k);
   }
   const char* secret = std::getenv("BENCH_JWT_SECRET");
@@ -113,6 +127,8 @@ std::string num(double x, int decimals = 1) {
 
 struct CpuSample {
   int64_t wall = 0, server = -1, pg = -1, self = -1, rx = -1, machine = -1;
+  double reads = NAN;                 // the sidecar's log reads so far (--metrics-port)
+  std::map<int, int64_t> backends;    // the sidecar's database sessions: pid -> CPU ns
 };
 
 struct CheckCounts {
@@ -137,8 +153,12 @@ class Bench {
               << s.first_error.substr(0, 200) << "\"" << std::endl;
   }
 
-  CpuSample sample() const {
+  CpuSample sample() {
     CpuSample c;
+    if (o_.metrics_port) {
+      c.reads = fetch_metric(o_.metrics_port, "membership_notifier_db_reads_total");
+      for (int pid : sidecar_backends()) c.backends[pid] = task_cpu_ns(pid);
+    }
     c.wall = now_ns();
     if (o_.server_pid) c.server = process_ticks(o_.server_pid);
     if (o_.postmaster_pid) c.pg = tree_ticks(o_.postmaster_pid);
@@ -151,6 +171,32 @@ class Bench {
   static std::string cpu_pct(int64_t a, int64_t b, double secs) {
     if (a < 0 || b < 0 || secs <= 0) return "nan";
     return num(100.0 * static_cast<double>(b - a) / static_cast<double>(ticks_per_second()) / secs);
+  }
+
+  // What the sidecar cost the database between two samples: its log reads and the CPU of its
+  // sessions (those alive at the second sample; one that ended between them is not counted).
+  static std::string sidecar_costs(const CpuSample& a, const CpuSample& b, double secs) {
+    if (std::isnan(a.reads) || std::isnan(b.reads) || secs <= 0) return "";
+    double reads = b.reads - a.reads;
+    int64_t ns = 0;
+    for (const auto& [pid, t] : b.backends) {
+      if (t < 0) continue;
+      auto it = a.backends.find(pid);
+      ns += t - (it != a.backends.end() && it->second >= 0 ? it->second : 0);
+    }
+    return " reads=" + num(reads, 0) + " reads_per_s=" + num(reads / secs) +
+           " sidecar_db_cpu=" + num(100.0 * static_cast<double>(ns) / 1e9 / secs, 2) +
+           " sidecar_db_us_per_read=" + (reads > 0 ? num(static_cast<double>(ns) / 1e3 / reads) : std::string("nan"));
+  }
+
+  void idle(std::map<std::string, std::string> kv) {
+    double secs = kv.count("secs") ? std::atof(kv["secs"].c_str()) : 10;
+    CpuSample a = sample();
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(secs * 1000)));
+    CpuSample b = sample();
+    double s = static_cast<double>(b.wall - a.wall) / 1e9;
+    std::cout << "idle secs=" << num(s, 2) << " cpu_server=" << cpu_pct(a.server, b.server, s)
+              << " cpu_pg=" << cpu_pct(a.pg, b.pg, s) << sidecar_costs(a, b, s) << std::endl;
   }
 
   void run(std::map<std::string, std::string> kv) {
@@ -189,7 +235,7 @@ class Bench {
       return x.event != y.event ? x.event < y.event : x.socket < y.socket;
     });
     uint64_t dup = 0, misrouted = 0, unknown = 0;
-    std::vector<int64_t> lat, commit;
+    std::vector<int64_t> lat, commit, late;
     lat.reserve(rs.size());
     std::string dpath = o_.out + "/" + w.tag + ".deliveries.csv";
     FILE* df = std::fopen(dpath.c_str(), "w");
@@ -223,11 +269,13 @@ class Bench {
                      static_cast<double>(ch.start_ns - ch.due_ns) / 1000.0,
                      static_cast<double>(ch.commit_ns - ch.start_ns) / 1000.0, ch.ok ? 1 : 0);
         if (ch.ok) commit.push_back(ch.commit_ns - ch.start_ns);
+        late.push_back(ch.start_ns - ch.due_ns);
       }
       std::fclose(cf);
     }
     std::sort(lat.begin(), lat.end());
     std::sort(commit.begin(), commit.end());
+    std::sort(late.begin(), late.end());
     double mean = 0;
     for (auto l : lat) mean += static_cast<double>(l);
     if (!lat.empty()) mean /= static_cast<double>(lat.size());
@@ -245,9 +293,10 @@ class Bench {
               << " min_us=" << us(lat.empty() ? NAN : static_cast<double>(lat.front()))
               << " mean_us=" << us(lat.empty() ? NAN : mean)
               << " commit_p50_us=" << us(pct(commit, 0.5)) << " commit_p99_us=" << us(pct(commit, 0.99))
+              << " late_p50_us=" << us(pct(late, 0.5)) << " late_p99_us=" << us(pct(late, 0.99))
               << " cpu_server=" << cpu_pct(a.server, b.server, secs) << " cpu_pg=" << cpu_pct(a.pg, b.pg, secs)
               << " cpu_loadgen=" << cpu_pct(a.self, b.self, secs) << " cpu_rx=" << cpu_pct(a.rx, b.rx, secs)
-              << " cpu_machine=" << cpu_pct(a.machine, b.machine, secs)
+              << " cpu_machine=" << cpu_pct(a.machine, b.machine, secs) << sidecar_costs(a, b, secs)
               << " rx_max_stall_us=" << us(static_cast<double>(cc.max_stall_ns))
               << " disconnects=" << cc.disconnects << " first_error=\""
               << wr.first_error.substr(0, 160) << "\"" << std::endl;
@@ -274,12 +323,35 @@ class Bench {
 
   void stats() {
     ClientCounters cc = clients_ ? clients_->counters(false) : ClientCounters{};
+    int64_t back = cc.first_drop_ns && cc.last_back_ns > cc.first_drop_ns ? cc.last_back_ns - cc.first_drop_ns : 0;
     std::cout << "stats frames=" << cc.frames << " stale=" << cc.stale << " disconnects=" << cc.disconnects
-              << " pings=" << cc.pings << " loadgen_rss_kb=" << rss_kb(getpid())
-              << " server_rss_kb=" << (o_.server_pid ? rss_kb(o_.server_pid) : -1) << std::endl;
+              << " pings=" << cc.pings << " ready=" << (clients_ ? clients_->ready() : 0)
+              << " recovered=" << cc.recovered << " resnapshots=" << cc.resnapshots
+              << " retry_errors=" << cc.retry_errors << " back_ms=" << num(static_cast<double>(back) / 1e6)
+              << " loadgen_rss_kb=" << rss_kb(getpid())
+              << " server_rss_kb=" << (o_.server_pid ? rss_kb(o_.server_pid) : -1) << " first_retry_error=\""
+              << cc.first_retry_error.substr(0, 160) << "\"" << std::endl;
   }
 
  private:
+  // Pids of the sidecar's sessions on this database (its listener, history and marks
+  // connections all name themselves "membership-notifier ...").
+  std::vector<int> sidecar_backends() {
+    std::vector<int> pids;
+    if (!probe_) probe_ = PQconnectdb(o_.db.c_str());
+    if (PQstatus(probe_) != CONNECTION_OK) {
+      PQfinish(probe_);
+      probe_ = nullptr;
+      return pids;
+    }
+    PGresult* r = PQexec(probe_, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND application_name LIKE 'membership-notifier %'");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+      for (int i = 0; i < PQntuples(r); ++i) pids.push_back(std::atoi(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    return pids;
+  }
+
   CheckCounts count_missing() {
     CheckCounts n;
     std::map<int, long> rows;
@@ -323,6 +395,7 @@ class Bench {
   Options o_;
   std::vector<std::string> users_;
   std::unique_ptr<Clients> clients_;
+  PGconn* probe_ = nullptr;
 };
 
 }  // namespace
@@ -339,6 +412,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") b.run(bench::parse_kv(in));
     else if (cmd == "check") b.check(bench::parse_kv(in));
     else if (cmd == "stats") b.stats();
+    else if (cmd == "idle") b.idle(bench::parse_kv(in));
     else if (cmd == "quit") break;
     else if (!cmd.empty()) std::cout << "error unknown command " << cmd << std::endl;
   }

@@ -1,8 +1,13 @@
 #include "procstat.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,6 +68,39 @@ long rss_kb(int pid) {
   while (std::getline(in, line))
     if (line.compare(0, 6, "VmRSS:") == 0) return std::atol(line.c_str() + 6);
   return -1;
+}
+
+int64_t task_cpu_ns(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+  long long ns = -1;
+  if (!(in >> ns)) return -1;
+  return ns;
+}
+
+double fetch_metric(int port, const char* name) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return NAN;
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string body;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof req - 1)) {
+      char buf[16384];
+      ssize_t r;
+      while ((r = ::recv(fd, buf, sizeof buf, 0)) > 0) body.append(buf, static_cast<size_t>(r));
+    }
+  }
+  ::close(fd);
+  std::string key = std::string("\n") + name + " ";
+  size_t p = body.find(key);
+  if (p == std::string::npos) return NAN;
+  return std::strtod(body.c_str() + p + key.size(), nullptr);
 }
 
 int64_t machine_busy_ticks() {

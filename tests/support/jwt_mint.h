@@ -1,5 +1,6 @@
 #pragma once
-// Token minting for tests. Built on OpenSSL alone, never on libjwt, so a libjwt bug
+// Token minting for the tests and the benchmark's load generator (library mn_jwt_mint,
+// support/jwt_mint.cmake). Built on OpenSSL alone, never on libjwt, so a libjwt bug
 // cannot hide itself by producing and accepting the same wrong bytes.
 #include <chrono>
 #include <nlohmann/json.hpp>
