@@ -18,10 +18,10 @@ PollingTransport::GetOutcome PollingTransport::on_get(Clock::time_point now) {
       out.session_unknown = false;
       return out;
     case State::closed:
-      if (last_taken_ || now - closed_at_ > limits_.close_linger) return out;
-      last_taken_ = true;
+      if (last_.empty() || now - closed_at_ > limits_.close_linger) return out;
       out.action = GetAction::answer;
-      out.body = last_body_;
+      out.body = std::move(last_.front());
+      last_.pop_front();
       return out;
     case State::polling:
     case State::upgrading:
@@ -49,7 +49,7 @@ bool PollingTransport::ready() const {
     case State::polling: return !queue_.empty();
     case State::upgrading: return probed_ || !queue_.empty();
     case State::upgraded: return true;  // a noop, so it returns
-    case State::closed: return !last_taken_;
+    case State::closed: return !last_.empty();
   }
   return false;
 }
@@ -57,8 +57,10 @@ bool PollingTransport::ready() const {
 std::string PollingTransport::take_response() {
   get_held_ = false;
   if (state_ == State::closed) {
-    last_taken_ = true;
-    return last_body_;
+    if (last_.empty()) return std::string(kClose);
+    std::string body = std::move(last_.front());
+    last_.pop_front();
+    return body;
   }
   if (queue_.empty() || state_ == State::upgraded) return std::string(kNoop);
   std::string body;
@@ -145,26 +147,26 @@ void PollingTransport::close(CloseBy by, Clock::time_point now, bool drop_queue)
   state_ = State::closed;
   closed_at_ = now;
   probed_ = false;
-  // Worth keeping for a GET that is not there yet: a packet that tells the client something
-  // (a refusal, an event), not pings alone. Otherwise the session ends now, and a later GET
-  // is refused as the reference server refuses it.
-  bool worth_keeping = false;
+  last_.clear();
   if (by == CloseBy::client) {
-    last_body_ = std::string(kNoop);
+    if (get_held_) last_.emplace_back(kNoop);
   } else {
-    if (drop_queue) queue_.clear();
-    for (const auto& p : queue_) worth_keeping = worth_keeping || p != "2";
-    queue_.emplace_back(kClose);
-    std::vector<std::string> all(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-    last_body_ = encode_payload(all);
+    // Worth keeping for a GET that is not there yet: a packet that tells the client something
+    // (a refusal, an event), not pings alone. Otherwise the session ends now (but for a held
+    // GET's close packet), and a later GET is refused as the reference server refuses it.
+    std::vector<std::string> told;
+    if (!drop_queue)
+      for (auto& p : queue_)
+        if (p != "2") told.push_back(std::move(p));
+    if (!told.empty()) last_.push_back(encode_payload(told));
+    if (!told.empty() || get_held_) last_.emplace_back(kClose);
   }
   queue_.clear();
   queued_bytes_ = 0;
-  last_taken_ = !get_held_ && !worth_keeping;
 }
 
 bool PollingTransport::finished(Clock::time_point now) const {
-  return state_ == State::closed && !get_held_ && (last_taken_ || now - closed_at_ > limits_.close_linger);
+  return state_ == State::closed && !get_held_ && (last_.empty() || now - closed_at_ > limits_.close_linger);
 }
 
 }  // namespace mn::polling

@@ -22,12 +22,14 @@
 // either in a GET response or over the WebSocket. A probe that fails (closes, sends anything
 // else, or takes longer than the upgrade timeout) leaves the session polling.
 //
-// Close: by the server (a refusal, an error, over budget) the held GET gets what was queued
-// and then a "1" close packet (over budget: the close packet only); with no GET held, the next
-// one within close_linger gets them, if they tell the client anything (a refusal after its
-// CONNECT comes before its first GET: the stock client posts CONNECT first). By the client
-// ("1" posted) the held GET gets a "6" noop. After that any request with this sid is refused
-// (Session ID unknown), which the client takes as the end.
+// Close: by the server (a refusal, an error, over budget) the held GET gets what was queued,
+// and the next GET a "1" close packet (over budget: the close packet only). Not in one
+// payload: the stock client hands packets to Socket.IO a tick later but acts on the close at
+// once, so a connect_error followed by a close in one payload reaches the application after
+// the disconnect. With no GET held, the next ones within close_linger get them, if they tell
+// the client anything (a refusal after its CONNECT comes before its first GET: the stock client
+// posts CONNECT first). By the client ("1" posted) the held GET gets a "6" noop. After that any
+// request with this sid is refused (Session ID unknown), which the client takes as the end.
 #pragma once
 
 #include <chrono>
@@ -146,9 +148,8 @@ class PollingTransport {
   bool probed_ = false;  // "2probe" answered
   Clock::time_point probe_at_{};
 
-  // Close
-  std::string last_body_;  // what the next GET gets after a close
-  bool last_taken_ = false;
+  // Close: what the next GETs get, in order.
+  std::deque<std::string> last_;
   Clock::time_point closed_at_{};
 };
 
