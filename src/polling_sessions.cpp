@@ -233,15 +233,25 @@ void PollingSessions::post(Entry& e, const Request& request, Reply reply) {
   reply({200, "text/html", std::string(polling::kPostAccepted)});
 }
 
-bool PollingSessions::probe(const std::string& sid, std::unique_ptr<SessionLink> link) {
+PollingSessions::Probe PollingSessions::probe(const std::string& sid, std::unique_ptr<SessionLink> link) {
   Entry* e = find(sid);
   Session* s = e ? session_of(*e) : nullptr;
-  if (!e || !s || s->phase == Phase::closing || !e->t.may_upgrade()) return false;
+  if (!e || !s || s->phase == Phase::closing || e->t.state() == polling::State::closed) return Probe::refused;
+  if (!e->t.may_upgrade()) {
+    to_close_[link->key()] = std::move(link);
+    return Probe::close_when_open;
+  }
   e->t.probe_opened(Clock::now());
   by_connection_[link->key()] = e;
   host_.settled(link->key());
   e->ws = std::move(link);
-  return true;
+  return Probe::accepted;
+}
+
+void PollingSessions::opened(const void* key) {
+  auto it = to_close_.find(key);
+  if (it == to_close_.end()) return;
+  it->second->close(kClosePolicy, "this session is being upgraded or was already");
 }
 
 bool PollingSessions::message(const void* key, bool text, const std::string& payload_text) {
@@ -286,6 +296,7 @@ void PollingSessions::drop_probe(Entry& e, const std::string& why) {
 }
 
 void PollingSessions::ended(const void* key) {
+  to_close_.erase(key);
   auto it = by_connection_.find(key);
   if (it == by_connection_.end()) return;
   Entry& e = *it->second;

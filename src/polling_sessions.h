@@ -67,8 +67,13 @@ class PollingSessions {
   void http(const Request& request, Reply reply);
 
   // A WebSocket request with a sid, accepted by the host's rules (upgrade.h): whether it may
-  // become that session's probe. If so, `link` carries it from now on.
-  bool probe(const std::string& sid, std::unique_ptr<SessionLink> link);
+  // become that session's probe (then `link` carries it from now on). For a session that is
+  // being upgraded or was, the WebSocket is accepted and closed once open, as the reference
+  // server does; for none, refused (Session ID unknown).
+  enum class Probe { accepted, refused, close_when_open };
+  Probe probe(const std::string& sid, std::unique_ptr<SessionLink> link);
+  // A WebSocket the host has no session for is open.
+  void opened(const void* key);
   // A data frame on a connection the host has no session for. False: not one of ours.
   bool message(const void* key, bool text, const std::string& payload);
   // A connection ended (a held GET's, a probe's, an upgraded session's WebSocket, or any other).
@@ -105,6 +110,7 @@ class PollingSessions {
   polling::Limits limits_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> by_sid_;
   std::unordered_map<const void*, Entry*> by_connection_;  // held GETs, probes, upgraded WebSockets
+  std::unordered_map<const void*, std::unique_ptr<SessionLink>> to_close_;  // close_when_open
   asio::steady_timer sweep_;
   bool stopped_ = false;
   std::mt19937_64 random_{std::random_device{}()};

@@ -104,6 +104,7 @@ class WsListenerFor final : public WsListener {
     server_.set_validate_handler([this](websocketpp::connection_hdl h) { return on_validate(h); });
     server_.set_open_handler([this](websocketpp::connection_hdl h) {
       if (Session* s = session(h)) host_.opened(*s);
+      else polling_.opened(server_.get_con_from_hdl(h).get());
     });
     server_.set_message_handler([this](websocketpp::connection_hdl h, typename Server::message_ptr m) {
       const bool text = m->get_opcode() == websocketpp::frame::opcode::text;
@@ -183,7 +184,9 @@ class WsListenerFor final : public WsListener {
     Upgrade u = host_.upgrade(request, con->get_remote_endpoint(), std::make_unique<WsLink<Cfg>>(server_, h, con.get()));
     if (u.route == Route::plain || u.route == Route::socketio) return true;
     if (u.route == Route::socketio_probe) {
-      if (polling_.probe(u.sid, std::make_unique<WsLink<Cfg>>(server_, h, con.get()))) return true;
+      if (polling_.probe(u.sid, std::make_unique<WsLink<Cfg>>(server_, h, con.get())) !=
+          PollingSessions::Probe::refused)
+        return true;
       // No such session here (gone, upgraded already, or on another process).
       u.status = 400;
       u.body = polling::error_body(polling::ErrorCode::session_id_unknown);
