@@ -154,6 +154,9 @@ void PollingSessions::open(const Request& request, Reply reply) {
   auto owned = std::make_unique<Entry>(sid, limits_);
   Entry& e = *owned;
   by_sid_.emplace(sid, std::move(owned));
+  // The session takes its first request's place among the unauthenticated (counted once, not
+  // twice, so it pushes out no other).
+  host_.settled(request.key);
   host_.accepted(&e, request.address, [this, sid] {
     // Pushed out by newer unauthenticated connections: at once, nothing more for it.
     Entry* victim = find(sid);
@@ -164,7 +167,6 @@ void PollingSessions::open(const Request& request, Reply reply) {
       if (Entry* gone = find(sid)) finish_if_done(*gone, true);
     });
   });
-  host_.settled(request.key);
   UpgradeRequest up{false, request.resource, request.origin, request.authorization};
   Upgrade u = host_.upgrade(up, request.peer, std::make_unique<Link>(*this, e));
   Session* s = u.route == Route::socketio ? host_.find(&e) : nullptr;

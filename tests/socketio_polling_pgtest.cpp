@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <thread>
 
 #include "node/node_client.h"
 #include "support/http.h"
@@ -298,6 +299,66 @@ TEST_F(SocketIoPollingTest, RawPollingRequestsAreAnsweredAsTheReferenceServerAns
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(code_of(http_get(port_, path)), 1);
   EXPECT_TRUE(sidecar().wait_for_log("unparseable payload"));
+}
+
+// The server's limits hold for polling sessions as for WebSockets: each a raw client here.
+TEST_F(SocketIoPollingTest, TheLimitsOfWebSocketSessionsHoldForPollingSessions) {
+  start({"--max-connections-per-user", "1", "--max-unauthenticated-per-address", "4", "--max-buffered-bytes", "4096",
+         "--slow-client-grace", "200ms", "--client-message-burst", "20", "--allowed-origins",
+         "https://app.example.com"});
+  auto open = [&](const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    const HttpResponse r = http_get(port_, "/socket.io/?EIO=4&transport=polling", headers);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.status == 200 ? Json::parse(r.body.substr(1)).at("sid").get<std::string>() : std::string();
+  };
+  auto path = [](const std::string& sid) { return "/socket.io/?EIO=4&transport=polling&sid=" + sid; };
+  auto connect = [&](const std::string& sid, const std::string& user) {
+    EXPECT_EQ(http_request(port_, "POST", path(sid), {}, "40" + Json({{"token", token(user)}}).dump()).body, "ok");
+    return http_get(port_, path(sid)).body;
+  };
+
+  // Origin: the allow-list, as for a WebSocket; an allowed page may read the replies (CORS).
+  EXPECT_EQ(http_get(port_, "/socket.io/?EIO=4&transport=polling", {{"Origin", "https://evil.example"}}).status, 403);
+  const HttpResponse allowed =
+      http_get(port_, "/socket.io/?EIO=4&transport=polling", {{"Origin", "https://app.example.com"}});
+  EXPECT_EQ(allowed.status, 200);
+  EXPECT_EQ(allowed.headers.at("access-control-allow-origin"), "https://app.example.com");
+
+  // Per user: a second session of u1 is refused at CONNECT.
+  const std::string first = open();
+  EXPECT_EQ(connect(first, "u1").substr(0, 9), R"(40{"sid":)");
+  const std::string second = open();
+  const std::string refused = connect(second, "u1");
+  EXPECT_EQ(refused.substr(0, 2), "44") << refused;
+  EXPECT_NE(refused.find("too_many_connections"), std::string::npos) << refused;
+
+  // The message bucket: a payload of more packets than the burst closes the session (4029).
+  const std::string flood = open();
+  std::string body = "3";
+  for (int i = 0; i < 30; ++i) body += "\x1e" "3";
+  EXPECT_EQ(http_request(port_, "POST", path(flood), {}, body).status, 200);
+  EXPECT_TRUE(sidecar().wait_for_log("too many messages", 3s));
+
+  // The budget: a session that stops polling while events pile up is closed (1013).
+  const std::string slow = open();
+  EXPECT_EQ(connect(slow, "u2").substr(0, 9), R"(40{"sid":)");
+  // Slowness is judged when there is more to send: a second wave after the grace.
+  for (int wave = 0; wave < 2; ++wave) {
+    for (int i = 0; i < 30; ++i)
+      sql("INSERT INTO channel_members VALUES ('a-long-channel-name-to-fill-the-budget-" + std::to_string(wave) + "-" +
+          std::to_string(i) + "', 'u2')");
+    std::this_thread::sleep_for(400ms);
+  }
+  EXPECT_TRUE(sidecar().wait_for_log("too slow", 10s));
+  EXPECT_EQ(http_get(port_, path(slow)).status, 400) << "its queue was dropped with it";
+  // Unauthenticated, per address (last: the other sessions above count too): sessions that
+  // never send CONNECT, past the cap, cut the oldest; the newest stay.
+  std::vector<std::string> idle;
+  for (int i = 0; i < 7; ++i) idle.push_back(open());
+  EXPECT_TRUE(sidecar().wait_for_log("cut: newer unauthenticated connections", 3s));
+  EXPECT_EQ(http_request(port_, "POST", path(idle.front()), {}, "3").status, 400);
+  const HttpResponse newest = http_request(port_, "POST", path(idle.back()), {}, "3");
+  EXPECT_EQ(newest.status, 200) << newest.body << "\n" << sidecar().log();
 }
 
 TEST_F(SocketIoPollingTest, TheOtherWebSocketRefusalsStillUseTheReferenceErrors) {
