@@ -1,6 +1,6 @@
 // A stock Socket.IO 4 client against membership-notifier's /socket.io/ endpoint.
 //
-//   npm install socket.io-client@4
+//   npm ci --prefix examples          # socket.io-client
 //   node examples/socketio-client.js http://127.0.0.1:8080 "$TOKEN"
 //
 // Nothing here is specific to the sidecar but the URL: the same code ran against a Socket.IO

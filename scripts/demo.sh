@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole thing, on this machine, in one command: installs what is missing, builds, starts a
 # throwaway PostgreSQL in a temporary folder, applies the migration to a demo schema, starts
-# the sidecar and a client connected as "alice", then adds alice to channels and removes her
-# again, once a second, while the client prints what it receives. Ctrl-C stops everything
-# and removes the folder.
+# the sidecar and a client connected as "alice" (the JavaScript client library in Node,
+# examples/js-client.mjs), serves the browser example (examples/browser) and prints its
+# address, then adds alice to channels and removes her again, once a second, while the client
+# prints what it receives. Ctrl-C stops everything and removes the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+npm ci --prefix examples --no-audit --no-fund --loglevel=error   # ws, and socket.io-client for the page
 build=${BUILD_DIR:-build-demo}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMN_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target membership-notifier mn-demo-client >/dev/null
+cmake --build "$build" -j "$(nproc)" --target membership-notifier >/dev/null
 bin=$PWD/$build/membership-notifier
 
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
@@ -24,7 +26,10 @@ cleanup() {
   rm -rf "$work"
   echo; echo "demo stopped; nothing left running"
 }
-trap cleanup INT TERM EXIT
+# After a signal the script stops here, instead of carrying on with its loop.
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
 
 # initdb refuses to run as root: the cluster belongs to the postgres system user.
 # synchronous_commit=off: a throwaway cluster, and the times the client prints are then the
@@ -48,9 +53,16 @@ SQL
 echo "== migrate up (xType from channels.type)"
 "$bin" migrate up --database-url "$url" --channels-table public.channels --xtype-column type
 
+# The browser example's pages, from an origin of their own: the sidecar admits that origin only.
+node examples/browser/serve.mjs --port 0 >"$work/web.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q 'serving' "$work/web.log" && break; sleep 0.1; done
+web=$(sed -n 's/.*serving the browser example on \(http[^ ]*\)\/$/\1/p' "$work/web.log" | head -n 1)
+[[ -n "$web" ]] || { cat "$work/web.log"; exit 1; }
+
 secret=$(head -c 32 /dev/urandom | base64)
 MEMBERSHIP_NOTIFIER_JWT_SECRET=$secret "$bin" serve --database-url "$url" --listen 127.0.0.1:0 \
-  >"$work/sidecar.log" 2>&1 &
+  --allowed-origins "$web,${web/127.0.0.1/localhost}" >"$work/sidecar.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q 'caught up' "$work/sidecar.log" && break; sleep 0.1; done
 port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/sidecar.log" | head -n 1)
@@ -67,10 +79,13 @@ sig = hmac.new(os.environ["SECRET"].encode(), f"{head}.{body}".encode(), hashlib
 print(f"{head}.{body}.{b64(sig)}")
 PY
 )
-echo "== client connected as alice; Ctrl-C to stop"
-"$PWD/$build/mn-demo-client" "ws://127.0.0.1:$port/ws?access_token=$token" &
+echo "== alice's channels in a browser on this machine (the library, and the stock socket.io-client):"
+echo "   $web/library.html#server=http://127.0.0.1:$port&token=$token"
+echo "   $web/socketio.html#server=http://127.0.0.1:$port&token=$token"
+echo "== client connected as alice (the JavaScript client library in Node); Ctrl-C to stop"
+node examples/js-client.mjs "ws://127.0.0.1:$port/ws" "$token" &
 pids+=($!)
-sleep 0.5
+sleep 1
 
 step() { echo "-- $1"; psql -c "$2"; sleep 1; }
 while true; do

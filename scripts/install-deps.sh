@@ -2,7 +2,7 @@
 # Installs, idempotently, everything the build, the demo and the tests need on Debian 12.
 # Only Debian packages (and, for the Socket.IO client tests, the npm registry). g++'s own
 # sanitizer runtimes come with build-essential; clang-14 and its runtimes build the libFuzzer
-# targets, llvm-14 symbolizes their reports.
+# targets, llvm-14 symbolizes their reports. chromium runs the browser example's test headless.
 set -euo pipefail
 
 packages=(
@@ -14,6 +14,7 @@ packages=(
   python3 curl ca-certificates openssl procps util-linux systemd
   dpkg-dev help2man lintian
   clang-14 libclang-rt-14-dev llvm-14
+  chromium
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -15,9 +15,11 @@ failed=()
 stage() { echo "== $1 ($((SECONDS - start)) s so far)"; }
 
 bash scripts/install-deps.sh
-if [[ -f tests/node/package-lock.json ]]; then
-  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
-fi
+for dir in tests/node examples; do   # examples: socket.io-client, served to the browser test's page
+  if [[ -f $dir/package-lock.json ]]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+done
 jobs=$(nproc)
 
 stage "build and test"

@@ -1,4 +1,4 @@
--- membership-notifier: up migration (schema version 2).
+-- membership-notifier: up migration (schema version 3).
 --
 -- Runs as plain SQL, the same text through `psql -v ON_ERROR_STOP=1 -f sql/up.sql` and through
 -- `membership-notifier migrate up`. One transaction; running it again changes nothing.
@@ -18,10 +18,12 @@
 -- (no unique key but a sequence), read nothing that others lock, and run as SECURITY DEFINER
 -- so the application role needs no grants (with every name in them schema-qualified instead of
 -- a pinned search_path, which would cost every call). They NOTIFY only while a sidecar waits.
--- They are also built to cost little: one plain row INSERT per changed row, no constraint to
--- check on it (see bench/: the statement triggers, time claim in a setting and EXISTS check of
--- schema version 1 cost the application a third of its durable writes; a CHECK on the log and
--- a SET search_path clause were 45% of what the trigger cost per row: 10.4 against 5.8 us).
+-- They are also built to cost little: one plain INSERT into the log per statement (per moved
+-- row of an UPDATE), no constraint to check on it (see bench/: the statement triggers, time claim in a setting and
+-- EXISTS check of schema version 1 cost the application a third of its durable writes; a CHECK
+-- on the log and a SET search_path clause were 45% of what the trigger cost per row: 10.4
+-- against 5.8 us). Which changes are logged by statement triggers and which by row triggers:
+-- install_triggers() below, and docs/design.md.
 
 BEGIN;
 -- Two migrations at once would race on CREATE ... IF NOT EXISTS.
@@ -32,7 +34,8 @@ REVOKE ALL ON SCHEMA membership_notifier FROM PUBLIC;
 
 CREATE TABLE IF NOT EXISTS membership_notifier.settings (
   singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-  -- 1: statement triggers, times claimed in a setting; 2: row triggers, waiting() flag.
+  -- 1: statement triggers, times claimed in a setting; 2: row triggers, waiting() flag;
+  -- 3: statement triggers over transition tables for INSERT and DELETE, one wake-up a statement.
   schema_version integer NOT NULL,
   -- Identifies this log in every offset, so that an offset from another database (or from
   -- before a dump and restore, where transaction ids start over) is refused, not misread.
@@ -309,14 +312,43 @@ DECLARE
   -- the bodies below, so its names stay qualified in one place.
   wake_when constant text := 'membership_notifier.waiting() AND '
     'pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.<) 0.5';
+  -- INSERT and DELETE by statement triggers, or by row triggers (below).
+  per_statement boolean;
+  insert_fn text;  -- the functions' names: they are made below
+  delete_fn text;
+  rejoin text;
 BEGIN
   xt_new := membership_notifier.xtype_expr('NEW', p_channel, p_xtype, p_channels, p_key);
   xt_old := membership_notifier.xtype_expr('OLD', p_channel, p_xtype, p_channels, p_key);
 
-  -- Row triggers. For the one-row statements applications mostly run, a row trigger costs
-  -- less than a statement trigger with a transition table (bench/: about 5% of the
-  -- application's throughput). Rows skipped by ON CONFLICT DO NOTHING fire nothing; rows
-  -- changed by cascades and COPY fire like any other.
+  -- INSERT and DELETE are logged by statement triggers over transition tables: one INSERT ...
+  -- SELECT into the log and at most one NOTIFY per statement, where row triggers cost a call,
+  -- an INSERT and a NOTIFY per row (bench/results/2026-12-06-bulk-statements.md: a statement
+  -- of many rows costs far less per row; one of one row a little more). A transition
+  -- table holds exactly the rows the statement inserted or deleted: none skipped by ON CONFLICT
+  -- DO NOTHING, the inserted ones of an ON CONFLICT DO UPDATE, every row of a COPY, and the
+  -- rows a foreign key's ON DELETE CASCADE removed (for the whole original statement, fired at
+  -- its end). Statement triggers fire at the end of their statement, so an earlier statement's
+  -- rows get lower ids than a later one's. Within one statement, a pair is deleted only as the
+  -- row that was there before it, and inserted only as a new row, so when both happen (a MERGE,
+  -- or a WITH ... DELETE feeding an INSERT) the leave comes first, and PostgreSQL fires the
+  -- DELETE's statement trigger before the INSERT's there too.
+  -- Row triggers remain where a statement trigger would miss rows: on a partitioned table, a
+  -- partition, or a table in an inheritance tree. A statement trigger fires only for the table
+  -- a statement names, so a write into a partition directly (or, for a partition or child,
+  -- through its parent) would go unlogged; row triggers on a partitioned table are cloned to
+  -- every partition, present and future.
+  per_statement := EXISTS (SELECT FROM pg_class c WHERE c.oid = p_table AND c.relkind = 'r'
+                                                  AND NOT c.relispartition AND NOT c.relhassubclass)
+                   AND NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = p_table);
+  insert_fn := CASE WHEN per_statement THEN 'membership_notifier.on_insert_statement()'
+                    ELSE 'membership_notifier.on_insert()' END;
+  delete_fn := CASE WHEN per_statement THEN 'membership_notifier.on_delete_statement()'
+                    ELSE 'membership_notifier.on_delete()' END;
+
+  -- Row triggers for INSERT and DELETE, where statement triggers cannot be used. Rows skipped
+  -- by ON CONFLICT DO NOTHING fire nothing; rows changed by cascades and COPY fire like any
+  -- other.
   -- While a sidecar waits, the row is logged by notify_row(), which also wakes it; otherwise the
   -- trigger is the INSERT alone. The check may come first: an AFTER trigger runs once the row is
   -- written, so the transaction already has its id (the sidecar's settling after an arm relies
@@ -346,12 +378,79 @@ BEGIN
       CASE body WHEN 'insert' THEN 'NEW' ELSE 'OLD' END, wake_when);
   END LOOP;
 
-  -- UPDATE: the WHEN clause on the trigger keeps it from firing for updates that leave the
-  -- pair alone. Leave first, then join: ids order them.
+  -- The statement triggers. Their bodies follow the row triggers' rules (qualified names, no
+  -- SET clause, the wake-up check first: an AFTER STATEMENT trigger runs once the statement's
+  -- rows are written, so a transaction that logs anything has its id by then). The rows are
+  -- read from the transition table under the alias r (NEW and OLD are PL/pgSQL's own names in a
+  -- trigger), in the order the statement changed them. While a sidecar waits, the statement's
+  -- highest log id is named in one wake-up, in the payload that notify_row() sends for a row; a
+  -- statement that changed nothing logs nothing and wakes nobody.
+  -- One order they cannot keep by themselves: a statement (a MERGE, a WITH query) that deletes
+  -- a pair's row and moves another row into that pair by UPDATE. The UPDATE's row trigger logs
+  -- that join before the DELETE's statement trigger logs the leave, which would leave the pair
+  -- a non-member in the log. So the UPDATE trigger marks its transaction (moved_in), and the
+  -- DELETE's statement trigger, seeing the mark, logs a join again, after its leaves, for each
+  -- deleted pair that is in the table at the statement's end (made again within it), and clears
+  -- the mark. Where an INSERT of the same statement made the pair again, its join follows: a
+  -- second join of a member, which changes nothing for a client. Without a moving UPDATE in the
+  -- transaction this costs the DELETE one look at a setting.
+  rejoin := format($r$
+        IF pg_catalog.current_setting('membership_notifier.moved_in', true) OPERATOR(pg_catalog.=) 't' THEN
+          PERFORM pg_catalog.set_config('membership_notifier.moved_in', '', true);
+          WITH again AS (
+            INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
+            SELECT 'j', t.%1$I::pg_catalog.text, t.%2$I::pg_catalog.text, %3$s, pg_catalog.clock_timestamp()
+              FROM membership_notifier_deleted r JOIN %4$s t
+                ON t.%1$I OPERATOR(pg_catalog.=) r.%1$I AND t.%2$I OPERATOR(pg_catalog.=) r.%2$I
+            RETURNING l.id)
+          SELECT GREATEST(last_id, pg_catalog.max(again.id)) INTO last_id FROM again;
+        END IF;$r$, p_channel, p_user, membership_notifier.xtype_expr('t', p_channel, p_xtype, p_channels, p_key),
+    p_table);
+  FOREACH body IN ARRAY ARRAY['insert', 'delete'] LOOP
+    EXECUTE format($f$
+      CREATE OR REPLACE FUNCTION membership_notifier.on_%1$s_statement() RETURNS trigger
+      LANGUAGE plpgsql SECURITY DEFINER AS $b$
+      DECLARE
+        last_id bigint;
+      BEGIN
+        IF %7$s THEN
+          WITH logged AS (
+            INSERT INTO membership_notifier.event_log AS l (op, channel_id, user_id, xtype, occurred_at)
+            SELECT %2$L, r.%3$I::pg_catalog.text, r.%4$I::pg_catalog.text, %5$s, pg_catalog.clock_timestamp()
+              FROM %6$I r
+            RETURNING l.id)
+          SELECT pg_catalog.max(logged.id) INTO last_id FROM logged;%8$s
+          IF last_id IS NOT NULL AND membership_notifier.sidecar_waits() THEN
+            PERFORM pg_catalog.pg_notify('membership_notifier',
+              membership_notifier.wake_payload(pg_catalog.pg_current_xact_id(), last_id));
+          END IF;
+        ELSE
+          INSERT INTO membership_notifier.event_log (op, channel_id, user_id, xtype, occurred_at)
+          SELECT %2$L, r.%3$I::pg_catalog.text, r.%4$I::pg_catalog.text, %5$s, pg_catalog.clock_timestamp()
+            FROM %6$I r;%8$s
+        END IF;
+        RETURN NULL;
+      END $b$ $f$, body, CASE body WHEN 'insert' THEN 'j' ELSE 'l' END, p_channel, p_user,
+      membership_notifier.xtype_expr('r', p_channel, p_xtype, p_channels, p_key),
+      CASE body WHEN 'insert' THEN 'membership_notifier_inserted' ELSE 'membership_notifier_deleted' END,
+      wake_when, CASE body WHEN 'delete' THEN rejoin ELSE '' END);
+  END LOOP;
+
+  -- UPDATE: a row trigger, also on a plain table. Its WHEN clause keeps it from firing, at
+  -- almost no cost, for the updates that leave the pair alone, which many applications make
+  -- often (a member's role, a last-read mark). A statement trigger can have no WHEN clause, and
+  -- one with transition tables can have no column list (UPDATE OF): it would copy every row of
+  -- every UPDATE of the table into its transition tables and run for each statement. Its
+  -- transition tables would not say which old row became which new one either.
+  -- Leave first, then join: ids order them.
   EXECUTE format($f$
     CREATE OR REPLACE FUNCTION membership_notifier.on_update() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER AS $b$
     BEGIN
+      -- The mark the DELETE's statement trigger looks for (above).
+      IF coalesce(pg_catalog.current_setting('membership_notifier.moved_in', true), '') OPERATOR(pg_catalog.<>) 't' THEN
+        PERFORM pg_catalog.set_config('membership_notifier.moved_in', 't', true);
+      END IF;
       IF %5$s THEN
         PERFORM membership_notifier.notify_row('l', OLD.%1$I::pg_catalog.text, OLD.%2$I::pg_catalog.text, %3$s);
         PERFORM membership_notifier.notify_row('j', NEW.%1$I::pg_catalog.text, NEW.%2$I::pg_catalog.text, %4$s);
@@ -376,9 +475,14 @@ BEGIN
       RETURN NULL;
     END $b$ $f$, wake_when);
 
-  -- Fail now, not in the application's first write, if a column or type does not fit.
+  -- Fail now, not in the application's first write, if a column or type does not fit (the
+  -- equality is the DELETE's statement trigger's, above).
   EXECUTE format('SELECT %s, NEW.%I::pg_catalog.text, NEW.%I::pg_catalog.text FROM %s NEW WHERE false',
                  xt_new, p_channel, p_user, p_table);
+  IF per_statement THEN
+    EXECUTE format('SELECT FROM %1$s t WHERE t.%2$I OPERATOR(pg_catalog.=) t.%2$I AND t.%3$I OPERATOR(pg_catalog.=) t.%3$I'
+                   ' AND false', p_table, p_channel, p_user);
+  END IF;
 
   IF p_channels IS NOT NULL THEN
     EXECUTE format($f$
@@ -392,9 +496,16 @@ BEGIN
       END $b$ $f$, p_key, p_xtype);
   END IF;
 
-  -- Re-creating triggers locks the application's table: only do it when something changed.
+  -- Re-creating triggers locks the application's table: only do it when something changed,
+  -- the kind of trigger included (an installation of schema version 2 has row triggers for
+  -- INSERT and DELETE; a table that became a partition or joined an inheritance tree since the
+  -- last run needs them back).
   IF NOT p_recreate AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = p_table
                          AND tgname LIKE 'membership\_notifier\_%') = 4
+     AND EXISTS (SELECT FROM pg_trigger WHERE tgrelid = p_table
+                    AND tgname = 'membership_notifier_insert' AND tgfoid = insert_fn::regprocedure)
+     AND EXISTS (SELECT FROM pg_trigger WHERE tgrelid = p_table
+                    AND tgname = 'membership_notifier_delete' AND tgfoid = delete_fn::regprocedure)
      AND (p_channels IS NULL OR EXISTS (SELECT FROM pg_trigger WHERE tgrelid = p_channels
                                          AND tgname = 'membership_notifier_channel_gone')) THEN
     RETURN;
@@ -408,10 +519,19 @@ BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_delete ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_update ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS membership_notifier_truncate ON %s', p_table);
-  EXECUTE format('CREATE TRIGGER membership_notifier_insert AFTER INSERT ON %s FOR EACH ROW '
-                 'EXECUTE FUNCTION membership_notifier.on_insert()', p_table);
-  EXECUTE format('CREATE TRIGGER membership_notifier_delete AFTER DELETE ON %s FOR EACH ROW '
-                 'EXECUTE FUNCTION membership_notifier.on_delete()', p_table);
+  IF per_statement THEN
+    EXECUTE format('CREATE TRIGGER membership_notifier_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS membership_notifier_inserted FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION %s', p_table, insert_fn);
+    EXECUTE format('CREATE TRIGGER membership_notifier_delete AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS membership_notifier_deleted FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION %s', p_table, delete_fn);
+  ELSE
+    EXECUTE format('CREATE TRIGGER membership_notifier_insert AFTER INSERT ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION %s', p_table, insert_fn);
+    EXECUTE format('CREATE TRIGGER membership_notifier_delete AFTER DELETE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION %s', p_table, delete_fn);
+  END IF;
   EXECUTE format('CREATE TRIGGER membership_notifier_update AFTER UPDATE ON %s FOR EACH ROW '
                  'WHEN (OLD.%2$I IS DISTINCT FROM NEW.%2$I OR OLD.%3$I IS DISTINCT FROM NEW.%3$I) '
                  'EXECUTE FUNCTION membership_notifier.on_update()', p_table, p_channel, p_user);
@@ -563,19 +683,19 @@ BEGIN
   PERFORM membership_notifier.install_triggers(want_table::regclass, want_channel, want_user,
                                                want_xtype, want_channels::regclass, want_key,
     (s.schema_version, s.member_table, s.channel_column, s.user_column, s.xtype_column, s.channels_table, s.channels_key)
-    IS DISTINCT FROM (2, want_table, want_channel, want_user, want_xtype, want_channels, want_key));
+    IS DISTINCT FROM (3, want_table, want_channel, want_user, want_xtype, want_channels, want_key));
 
   INSERT INTO membership_notifier.settings AS t
     (schema_version, member_table, channel_column, user_column, xtype_column, channels_table, channels_key)
-  VALUES (2, want_table, want_channel, want_user, want_xtype, want_channels, want_key)
+  VALUES (3, want_table, want_channel, want_user, want_xtype, want_channels, want_key)
   ON CONFLICT (singleton) DO UPDATE SET
-    schema_version = 2, member_table = excluded.member_table,
+    schema_version = 3, member_table = excluded.member_table,
     channel_column = excluded.channel_column, user_column = excluded.user_column,
     xtype_column = excluded.xtype_column, channels_table = excluded.channels_table,
     channels_key = excluded.channels_key
   WHERE (t.schema_version, t.member_table, t.channel_column, t.user_column, t.xtype_column,
          t.channels_table, t.channels_key) IS DISTINCT FROM
-        (2, excluded.member_table, excluded.channel_column, excluded.user_column,
+        (3, excluded.member_table, excluded.channel_column, excluded.user_column,
          excluded.xtype_column, excluded.channels_table, excluded.channels_key);
   RAISE NOTICE 'membership_notifier: triggers on % (channel %, user %, xType %)', want_table,
     want_channel, want_user,

@@ -46,7 +46,9 @@ struct WsConfigFor : public Base {
     static const bool enable_multithreading = false;
   };
   typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
-  static const size_t connection_read_buffer_size = 1024;
+  // Clients send little after the handshake (refreshes, pongs, Socket.IO packets): a small
+  // read buffer, part of every connection's memory; a handshake takes a few reads.
+  static const size_t connection_read_buffer_size = 256;
   static const size_t max_message_size = 64 * 1024;  // the configured limit is lower
   static const size_t max_http_body_size = 0;        // set per listener (ListenerSettings)
 };

@@ -89,6 +89,8 @@ struct Session {
   // Keepalive
   std::chrono::steady_clock::time_point last_ping{};
   bool ping_outstanding = false;
+  uint64_t keepalive_generation = 0;  // of its live entry in the keepalive's queue, 0: none
+  std::chrono::steady_clock::time_point keepalive_at{};  // ... and when that entry is due
 
   // Socket.IO
   std::string handshake_token;  // a token sent with the upgrade request, until CONNECT

@@ -25,9 +25,7 @@ SessionHost::SessionHost(asio::io_context& io, const Config& cfg, Hub& hub)
                                    [this](bool ok) { ++(ok ? stats_.refreshes : stats_.refreshes_refused); }}),
       keepalive_(io, cfg,
                  Keepalive::Hooks{
-                     [this](const std::function<void(Session&)>& f) {
-                       for (auto& [key, s] : sessions_) f(*s);
-                     },
+                     [this](const void* key) { return find(key); },
                      [this](Session& s) {
                        if (s.protocol == Protocol::socketio) sio_.send_ping(s);
                        else s.link->ping();
@@ -157,11 +155,13 @@ void SessionHost::opened(Session& s) {
   s.last_ping = s.opened_at - std::chrono::milliseconds(static_cast<int64_t>(rng_() % half));
   if (s.protocol == Protocol::socketio) {
     s.phase = Phase::awaiting_auth;
-    return sio_.on_open(s, std::exchange(s.handshake_token, std::string()));
+    sio_.on_open(s, std::exchange(s.handshake_token, std::string()));
+  } else {
+    spdlog::info("connect session={} user={} peer={} protocol=ws resume={}", s.serial, s.user_id, s.peer,
+                 s.resume_from ? "yes" : (s.resume_requested ? "invalid" : "no"));
+    hub_.open(s);
   }
-  spdlog::info("connect session={} user={} peer={} protocol=ws resume={}", s.serial, s.user_id, s.peer,
-               s.resume_from ? "yes" : (s.resume_requested ? "invalid" : "no"));
-  hub_.open(s);
+  keepalive_.watch(s);
 }
 
 void SessionHost::ended(const void* key) {
@@ -228,7 +228,10 @@ bool SessionHost::ping(Session& s) { return take_message(s) && may_reply(s); }
 void SessionHost::message(Session& s, bool text, const std::string& payload) {
   if (s.phase == Phase::closing) return;
   if (!take_message(s)) return;
-  if (s.protocol == Protocol::socketio && text) return sio_.on_text(s, payload);
+  if (s.protocol == Protocol::socketio && text) {
+    sio_.on_text(s, payload);
+    return keepalive_.watch(s);  // a CONNECT or a refresh may have brought a token's exp
+  }
   if (!text) {
     ++stats_.bad_messages;
     return close(s, kCloseUnsupportedData, "binary frames are not accepted");
@@ -261,6 +264,7 @@ void SessionHost::refresh(Session& s, const std::string& token) {
   }
   ++stats_.refreshes;
   s.valid_until = outcome.valid_until;
+  keepalive_.watch(s);
   if (may_reply(s)) send(s, plain::refreshed_frame(outcome.valid_until));
 }
 

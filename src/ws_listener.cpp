@@ -103,8 +103,10 @@ class WsListenerFor final : public WsListener {
         });
     server_.set_validate_handler([this](websocketpp::connection_hdl h) { return on_validate(h); });
     server_.set_open_handler([this](websocketpp::connection_hdl h) {
-      if (Session* s = session(h)) host_.opened(*s);
-      else polling_.opened(server_.get_con_from_hdl(h).get());
+      ConnPtr con = server_.get_con_from_hdl(h);
+      if (Session* s = host_.find(con.get())) host_.opened(*s);
+      else polling_.opened(con.get());
+      free_handshake(*con);
     });
     server_.set_message_handler([this](websocketpp::connection_hdl h, typename Server::message_ptr m) {
       const bool text = m->get_opcode() == websocketpp::frame::opcode::text;
@@ -149,6 +151,18 @@ class WsListenerFor final : public WsListener {
   }
 
  private:
+  // Nothing reads an open connection's handshake (request, response, URI) again: its headers
+  // and strings are a third of an idle socket's memory. (websocketpp offers no call to drop
+  // them; the request and response are the connection's own, non-const members.)
+  static void free_handshake(typename Server::connection_type& con) {
+    using Request = typename Cfg::request_type;
+    using Response = typename Cfg::response_type;
+    const_cast<Request&>(con.get_request()) = Request();
+    const_cast<Response&>(con.get_response()) = Response();
+    static const auto no_uri = std::make_shared<websocketpp::uri>(false, "-", "/");
+    con.set_uri(no_uri);
+  }
+
   Session* session(websocketpp::connection_hdl h) { return host_.find(server_.get_con_from_hdl(h).get()); }
 
   bool accept(const ConnPtr& con) {

@@ -82,56 +82,143 @@ TEST(Keepalive, SessionsInTheHandshakeOrClosingAreLeftAlone) {
   }
 }
 
-TEST(Keepalive, ASweepPingsWhatIsDueMarksItOutstandingAndClosesTheRestWithTheirReasons) {
+TEST(Keepalive, ASessionIsDueAtItsNearestDeadlineAndNotWatchedInTheHandshakeOrClosing) {
   auto cfg = keepalive_config();
+  Session s = live_session();
+  EXPECT_EQ(mn::keepalive_due(s, kT0, kWall, cfg), kT0 + milliseconds(25000));
+  s.ping_outstanding = true;
+  EXPECT_EQ(mn::keepalive_due(s, kT0, kWall, cfg), kT0 + milliseconds(20001));
+  s.phase = Phase::awaiting_auth;
+  EXPECT_EQ(mn::keepalive_due(s, kT0, kWall, cfg), kT0 + milliseconds(5001));
+  s.valid_until = kWall + 2;  // expires two seconds from now
+  EXPECT_EQ(mn::keepalive_due(s, kT0, kWall, cfg), kT0 + milliseconds(2001));
+  s.valid_until = kWall - 5;  // expired already
+  EXPECT_EQ(mn::keepalive_due(s, kT0, kWall, cfg), kT0 + milliseconds(1));
+  for (Phase p : {Phase::handshake, Phase::closing}) {
+    s.phase = p;
+    EXPECT_FALSE(mn::keepalive_due(s, kT0, kWall, cfg).has_value());
+  }
+}
+
+// Sessions by name, and what the keepalive did to them.
+struct Fixture {
+  mn::Config cfg = keepalive_config();
   asio::io_context io;
   std::map<std::string, Session> sessions;
-  sessions["due"] = live_session();
-  sessions["fresh"] = live_session();
-  sessions["fresh"].last_ping = kT0 + milliseconds(20000);
-  sessions["silent"] = live_session();
-  sessions["silent"].ping_outstanding = true;
-  sessions["expired"] = live_session();
-  sessions["expired"].valid_until = kWall - 1;
-
-  std::vector<std::string> pinged, refreshed;
+  std::vector<std::string> pinged, refreshed, found;
   std::vector<std::pair<std::string, uint16_t>> closed;
   std::map<KeepaliveStep, int> counted;
-  auto name = [&](Session& s) {
-    for (auto& [n, x] : sessions)
-      if (&x == &s) return n;
-    return std::string("?");
-  };
-  mn::Keepalive keepalive(io, cfg,
+  mn::Keepalive keepalive{io, cfg,
                           mn::Keepalive::Hooks{
-                              [&](const std::function<void(Session&)>& f) {
-                                for (auto& [n, s] : sessions) f(s);
+                              [this](const void* key) -> Session* {
+                                for (auto& [n, x] : sessions)
+                                  if (&x == key) {
+                                    found.push_back(n);
+                                    return &x;
+                                  }
+                                return nullptr;
                               },
-                              [&](Session& s) { pinged.push_back(name(s)); },
-                              [&](Session& s) { refreshed.push_back(name(s)); },
-                              [&](Session& s, uint16_t code, const std::string&) {
+                              [this](Session& s) { pinged.push_back(name(s)); },
+                              [this](Session& s) { refreshed.push_back(name(s)); },
+                              [this](Session& s, uint16_t code, const std::string&) {
                                 closed.emplace_back(name(s), code);
                                 s.phase = Phase::closing;  // as Transport::close does
                               },
-                              [&](KeepaliveStep step) { ++counted[step]; }});
-  const auto now = kT0 + milliseconds(30000);
-  keepalive.sweep(now, kWall);
+                              [this](KeepaliveStep step) { ++counted[step]; }}};
 
-  EXPECT_EQ(pinged, std::vector<std::string>{"due"});
-  EXPECT_EQ(refreshed, std::vector<std::string>{"due"});
-  EXPECT_TRUE(sessions["due"].ping_outstanding);
-  EXPECT_EQ(sessions["due"].last_ping, now);
-  EXPECT_FALSE(sessions["fresh"].ping_outstanding);
+  std::string name(Session& s) {
+    for (auto& [n, x] : sessions)
+      if (&x == &s) return n;
+    return "?";
+  }
+  void watch_all(Steady::time_point now) {
+    for (auto& [n, s] : sessions) keepalive.watch(s, now, kWall);
+  }
+};
+
+TEST(Keepalive, ASweepPingsWhatIsDueMarksItOutstandingAndClosesTheRestWithTheirReasons) {
+  Fixture f;
+  f.sessions["due"] = live_session();
+  f.sessions["fresh"] = live_session();
+  f.sessions["fresh"].last_ping = kT0 + milliseconds(20000);
+  f.sessions["silent"] = live_session();
+  f.sessions["silent"].ping_outstanding = true;
+  f.sessions["expired"] = live_session();
+  f.sessions["expired"].valid_until = kWall - 1;
+  f.watch_all(kT0);
+
+  const auto now = kT0 + milliseconds(30000);
+  EXPECT_FALSE(f.keepalive.sweep(now, kWall)) << "nothing more is due";
+
+  EXPECT_EQ(f.pinged, std::vector<std::string>{"due"});
+  EXPECT_EQ(f.refreshed, std::vector<std::string>{"due"});
+  EXPECT_TRUE(f.sessions["due"].ping_outstanding);
+  EXPECT_EQ(f.sessions["due"].last_ping, now);
+  EXPECT_FALSE(f.sessions["fresh"].ping_outstanding);
   std::vector<std::pair<std::string, uint16_t>> want{{"expired", mn::close_code::token_expired}, {"silent", 1001}};
-  EXPECT_EQ(closed, want);
-  EXPECT_EQ(counted[KeepaliveStep::token_expired], 1);
-  EXPECT_EQ(counted[KeepaliveStep::no_pong], 1);
-  EXPECT_FALSE(sessions["expired"].valid_until);  // closed once, not at every sweep
+  EXPECT_EQ(f.closed, want);
+  EXPECT_EQ(f.counted[KeepaliveStep::token_expired], 1);
+  EXPECT_EQ(f.counted[KeepaliveStep::no_pong], 1);
+  EXPECT_FALSE(f.sessions["expired"].valid_until);  // closed once, not at every sweep
 
   // The next sweep, a moment later, has nothing new to do for those it pinged.
-  pinged.clear();
-  keepalive.sweep(now + milliseconds(100), kWall);
-  EXPECT_TRUE(pinged.empty());
+  f.pinged.clear();
+  f.keepalive.sweep(now + milliseconds(100), kWall);
+  EXPECT_TRUE(f.pinged.empty());
+  // Closed sessions are not watched any more: "due" (pong due) and "fresh" (ping due) remain.
+  EXPECT_EQ(f.keepalive.watched(), 2u);
+}
+
+TEST(Keepalive, ASweepLooksOnlyAtTheSessionsThatAreDue) {
+  Fixture f;
+  for (int i = 0; i < 100; ++i) {
+    Session s = live_session();
+    s.last_ping = kT0 + milliseconds(100 * i);  // pings due one every 100 ms from kT0 + 25 s
+    f.sessions["s" + std::to_string(1000 + i)] = std::move(s);
+  }
+  f.watch_all(kT0);
+  f.keepalive.sweep(kT0 + milliseconds(25000 + 250), kWall);
+  EXPECT_EQ(f.found, (std::vector<std::string>{"s1000", "s1001", "s1002"}));
+  EXPECT_EQ(f.pinged, (std::vector<std::string>{"s1000", "s1001", "s1002"}));
+}
+
+TEST(Keepalive, ATurnLooksAtNoMoreThanItsShareAndSaysMoreAreDue) {
+  Fixture f;
+  const size_t n = mn::Keepalive::kPerTurn + 10;
+  for (size_t i = 0; i < n; ++i) f.sessions["s" + std::to_string(100000 + i)] = live_session();
+  f.watch_all(kT0);
+  const auto now = kT0 + milliseconds(26000);
+  EXPECT_TRUE(f.keepalive.sweep(now, kWall));
+  EXPECT_EQ(f.pinged.size(), mn::Keepalive::kPerTurn);
+  EXPECT_FALSE(f.keepalive.sweep(now, kWall));
+  EXPECT_EQ(f.pinged.size(), n);
+}
+
+TEST(Keepalive, ATokenRefreshedToAnEarlierExpIsClosedAtThatExpAndOneRefreshedLaterIsNot) {
+  Fixture f;
+  f.sessions["a"] = live_session();
+  f.sessions["a"].valid_until = kWall + 60;
+  f.sessions["b"] = live_session();
+  f.sessions["b"].valid_until = kWall + 5;
+  f.watch_all(kT0);
+  f.sessions["a"].valid_until = kWall + 2;   // a new token that expires sooner
+  f.keepalive.watch(f.sessions["a"], kT0, kWall);
+  f.sessions["b"].valid_until = kWall + 600;  // a new token that lasts longer
+  f.keepalive.watch(f.sessions["b"], kT0, kWall);
+  f.keepalive.sweep(kT0 + milliseconds(6000), kWall + 6);
+  EXPECT_EQ(f.closed, (std::vector<std::pair<std::string, uint16_t>>{{"a", mn::close_code::token_expired}}));
+}
+
+TEST(Keepalive, RefreshingOverAndOverDoesNotGrowTheQueue) {
+  Fixture f;
+  f.sessions["a"] = live_session();
+  f.sessions["a"].valid_until = kWall + 3600;
+  f.watch_all(kT0);
+  for (int i = 0; i < 1000; ++i) {
+    f.sessions["a"].valid_until = kWall + 3600 + i;
+    f.keepalive.watch(f.sessions["a"], kT0, kWall);
+  }
+  EXPECT_EQ(f.keepalive.watched(), 1u);
 }
 
 }  // namespace
