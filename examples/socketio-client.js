@@ -12,7 +12,7 @@
 const { io } = require("socket.io-client");
 
 const [url = "http://127.0.0.1:8080", token = process.env.TOKEN] = process.argv.slice(2);
-const socket = io(url, { transports: ["websocket"], auth: { token } });
+const socket = io(url, { auth: { token } });  // the default transports: long-polling, then WebSocket
 
 socket.on("connect", () => console.log(`connected (recovered: ${socket.recovered === true})`));
 socket.on("connect_error", (err) => {

@@ -185,6 +185,8 @@ std::vector<std::string> load(Config& c) {
   }
 
   parse_address("listen", c.listen, c.listen_host, c.listen_port, errors);
+  if (c.reuse_port_group == 1) errors.push_back("--reuse-port-group must be 0 (off) or 2 or more");
+  if (c.reuse_port_group >= 2 && !c.reuse_port) errors.push_back("--reuse-port-group needs --reuse-port");
   if (!c.admin_listen.empty()) parse_address("admin-listen", c.admin_listen, c.admin_host, c.admin_port, errors);
 
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {

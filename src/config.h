@@ -45,6 +45,10 @@ struct Config {
   std::string listen_host;  // filled by load()
   uint16_t listen_port = 0;  // filled by load()
   bool reuse_port{};
+  // How many processes share the port (0: no steering). With N >= 2 each new connection goes
+  // to the group's socket numbered (its source address mod N), so a long-polling client's
+  // requests all reach the process that holds its session (reuse_port_steering.h).
+  std::size_t reuse_port_group{};
   // A second address for /healthz, /readyz and /metrics only (empty: none). Probes there are
   // answered even while the public port's connection headroom is held by idle sockets.
   std::string admin_listen;

@@ -12,7 +12,9 @@ ConnectionLimits::ConnectionLimits(const Config& cfg)
       max_unauthenticated_per_address_(cfg.max_unauthenticated_per_address) {}
 
 std::optional<ConnectionLimits::Unauthenticated> ConnectionLimits::take(std::list<Unauthenticated>::iterator it) {
-  Unauthenticated victim = std::move(*it);
+  // Forgotten by its address first: moved from, the node would name none, and its address's
+  // count would stay one too high (every later connection from there would cut another).
+  Unauthenticated victim{it->key, it->address, std::move(it->cut)};
   forget_unauthenticated(victim.key);
   return victim;
 }

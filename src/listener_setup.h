@@ -3,6 +3,7 @@
 // listeners' own files include this (it brings in websocketpp).
 #pragma once
 
+#include "reuse_port_steering.h"
 #include "ws_log.h"
 
 #include <websocketpp/concurrency/none.hpp>
@@ -49,7 +50,7 @@ struct WsConfigFor : public Base {
   // read buffer, part of every connection's memory; a handshake takes a few reads.
   static const size_t connection_read_buffer_size = 256;
   static const size_t max_message_size = 64 * 1024;  // the configured limit is lower
-  static const size_t max_http_body_size = 0;        // no request here has a body
+  static const size_t max_http_body_size = 0;        // set per listener (ListenerSettings)
 };
 
 using WsConfig = WsConfigFor<websocketpp::config::asio, websocketpp::transport::asio::basic_socket::endpoint>;
@@ -65,6 +66,13 @@ struct ListenerSettings {
   size_t max_message_bytes = 64 * 1024;
   int backlog = 4096;
   bool reuse_port = false;  // SO_REUSEPORT: several processes may share the port
+  // 2 or more: that many processes share it, each client address steered to one of them
+  // (reuse_port_steering.h), once the listener is up.
+  uint32_t reuse_port_group = 0;
+  // Largest request body (long-polling POSTs on the public port); larger: HTTP 413.
+  size_t max_http_body_bytes = 0;
+  // The listening socket, once bound (set by setup_listener's bind hook).
+  std::shared_ptr<int> listen_fd = std::make_shared<int>(-1);
 };
 
 // Every accepted socket passes `admit(con)` or is closed at once (its descriptor freed now, not
@@ -83,9 +91,10 @@ void setup_listener(Server& server, asio::io_context& io, const ListenerSettings
   server.set_open_handshake_timeout(o.open_handshake_ms);
   server.set_close_handshake_timeout(o.close_handshake_ms);
   server.set_max_message_size(o.max_message_bytes);
-  server.set_max_http_body_size(0);
+  server.set_max_http_body_size(o.max_http_body_bytes);
   const bool reuse_port = o.reuse_port;
-  server.set_tcp_pre_bind_handler([reuse_port](std::shared_ptr<asio::ip::tcp::acceptor> a) {
+  server.set_tcp_pre_bind_handler([reuse_port, fd = o.listen_fd](std::shared_ptr<asio::ip::tcp::acceptor> a) {
+    *fd = a->native_handle();
     int one = 1;
     if (reuse_port && ::setsockopt(a->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
       return websocketpp::lib::error_code(errno, std::system_category());
@@ -116,6 +125,12 @@ void bind_and_accept(Server& server, const ListenerSettings& o) {
   if (aec) throw std::runtime_error("--" + o.flag + ": bad address '" + o.host + "': " + aec.message());
   server.listen(asio::ip::tcp::endpoint(addr, o.port), ec);
   if (ec) throw std::runtime_error("cannot listen on " + o.spec + ": " + ec.message());
+  // Steering is attached once the socket has joined its group (at listen): each process then
+  // sets the same program on the group, whatever order they start in.
+  if (o.reuse_port_group >= 2) {
+    auto error = attach_steering(*o.listen_fd, addr.is_v6(), o.reuse_port_group);
+    if (!error.empty()) throw std::runtime_error("--reuse-port-group on " + o.spec + ": " + error);
+  }
   server.start_accept(ec);
   if (ec) throw std::runtime_error("cannot accept on " + o.spec + ": " + ec.message());
 }

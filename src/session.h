@@ -94,6 +94,8 @@ struct Session {
 
   // Socket.IO
   std::string handshake_token;  // a token sent with the upgrade request, until CONNECT
+  std::string engine_sid;       // its Engine.IO session id (chosen at open unless set before)
+  bool can_upgrade = false;     // on long-polling: the open packet offers the WebSocket
   std::string sid;
   std::string pid;
   std::chrono::steady_clock::time_point opened_at{};

@@ -81,6 +81,9 @@ class SessionHost final : public Transport {
   // Session now (phase handshake), carried by `link`.
   Upgrade upgrade(const UpgradeRequest& request, const std::string& peer, std::unique_ptr<SessionLink> link);
   Session* find(const void* key);
+  // The connection serves a session counted under another key (a long-polling session's
+  // request, or its WebSocket probe): it is not one of the unauthenticated ones.
+  void settled(const void* key) { limits_.forget_unauthenticated(key); }
   // The upgrade is done: the session is open.
   void opened(Session& s);
   // A data message from the client.

@@ -20,6 +20,9 @@ const std::vector<Setting>& settings() {
       {"listen", &C::listen, "127.0.0.1:8080", {}, false,
        "Address to serve WebSocket and HTTP on (host:port; port 0: any)"},
       {"reuse-port", &C::reuse_port, "true", {}, false, "Set SO_REUSEPORT so several processes share the port"},
+      {"reuse-port-group", &C::reuse_port_group, "0", between(0, 1024), false,
+       "How many processes share the port (each given the same number); 2 or more steers each "
+       "client address to one of them, as Socket.IO long-polling needs (0: the kernel's hash)"},
       {"admin-listen", &C::admin_listen, "", {}, false,
        "Also serve /healthz, /readyz and /metrics (only) on this host:port, for probes that must get "
        "through when the public port is full (empty: none)"},

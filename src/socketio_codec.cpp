@@ -120,9 +120,11 @@ Parsed parse_socketio(std::string_view s) {
 }  // namespace
 
 std::string open_frame(const std::string& engine_sid, std::chrono::milliseconds ping_interval,
-                       std::chrono::milliseconds ping_timeout, std::size_t max_payload) {
+                       std::chrono::milliseconds ping_timeout, std::size_t max_payload, bool can_upgrade) {
+  auto upgrades = nlohmann::ordered_json::array();
+  if (can_upgrade) upgrades.push_back("websocket");
   nlohmann::ordered_json j = {{"sid", engine_sid},
-                              {"upgrades", nlohmann::ordered_json::array()},
+                              {"upgrades", upgrades},
                               {"pingInterval", ping_interval.count()},
                               {"pingTimeout", ping_timeout.count()},
                               {"maxPayload", max_payload}};

@@ -2,7 +2,7 @@
 // and parses. Pure string work, no I/O, so it is unit-tested and fuzzed on its own.
 //
 // Engine.IO packet = one text frame: a type digit and its data.
-//   0 open  1 close  2 ping  3 pong  4 message  (5 upgrade, 6 noop: polling only)
+//   0 open  1 close  2 ping  3 pong  4 message  (5 upgrade, 6 noop: polling_codec.h)
 // A Socket.IO packet rides in an Engine.IO message ("4"): a type digit, an optional
 // "/namespace," and an optional JSON payload.
 //   0 CONNECT  1 DISCONNECT  2 EVENT  3 ACK  4 CONNECT_ERROR  (5, 6: binary, refused)
@@ -23,9 +23,11 @@ namespace mn::socketio {
 // ---- Server to client -----------------------------------------------------------------
 
 // 0{"sid":…,"upgrades":[],"pingInterval":…,"pingTimeout":…,"maxPayload":…}. `upgrades` is
-// present and empty: there is no polling transport to upgrade from.
+// ["websocket"] for a session that starts on long-polling (`can_upgrade`), and empty on a
+// WebSocket, which has nothing to upgrade to.
 std::string open_frame(const std::string& engine_sid, std::chrono::milliseconds ping_interval,
-                       std::chrono::milliseconds ping_timeout, std::size_t max_payload);
+                       std::chrono::milliseconds ping_timeout, std::size_t max_payload,
+                       bool can_upgrade = false);
 
 // Engine.IO ping; in v4 the server pings and the client answers "3".
 inline const std::string& ping_frame() {

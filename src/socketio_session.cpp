@@ -38,7 +38,9 @@ std::string SocketIoProtocol::new_id() {
 
 void SocketIoProtocol::on_open(Session& s, const std::string& bearer) {
   s.handshake_token = bearer;  // kept only until CONNECT
-  transport_.send(s, socketio::open_frame(new_id(), cfg_.ping_interval, cfg_.ping_timeout, cfg_.max_message_bytes));
+  if (s.engine_sid.empty()) s.engine_sid = new_id();
+  transport_.send(s, socketio::open_frame(s.engine_sid, cfg_.ping_interval, cfg_.ping_timeout, cfg_.max_message_bytes,
+                                          s.can_upgrade));
 }
 
 void SocketIoProtocol::on_text(Session& s, const std::string& frame) {

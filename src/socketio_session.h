@@ -1,5 +1,6 @@
 // SocketIoProtocol: the Socket.IO side of a session on /socket.io/ (Engine.IO v4 over
-// WebSocket, Socket.IO v5 on top). The upgrade is accepted in upgrade.h; SessionHost owns the
+// WebSocket or long-polling, Socket.IO v5 on top; the transport is the session's link, see
+// polling_sessions.h for long-polling). The upgrade is accepted in upgrade.h; SessionHost owns the
 // session and hands this class its events; this class speaks the protocol through Transport
 // and brings an authenticated session to the hub, as /ws does at its handshake.
 //

@@ -2,6 +2,7 @@
 
 #include "origin_policy.h"
 #include "plain_protocol.h"
+#include "polling_codec.h"
 
 #include <strings.h>
 
@@ -28,21 +29,13 @@ std::string bearer_token(const std::string& header) {
   return {};
 }
 
-std::optional<std::string> engineio_refusal(const RequestTarget& target) {
-  // Checked in the reference server's order: transport first, then session, then version.
-  if (target.single("transport") != "websocket") return R"({"code":0,"message":"Transport unknown"})";
-  // A sid asks to upgrade a polling session, and there are none here.
-  if (target.has("sid")) return R"({"code":1,"message":"Session ID unknown"})";
-  if (target.single("EIO") != "4") return R"({"code":5,"message":"Unsupported protocol version"})";
-  return std::nullopt;
-}
-
 Upgrade decide_upgrade(const UpgradeRequest& request, const Config& cfg, const UpgradeState& state) {
   Upgrade u;
   u.target = RequestTarget::parse(request.resource);
   const std::string& path = u.target.path;
 
-  if (!request.websocket) {
+  const bool socketio = path == "/socket.io/" || path == "/socket.io";
+  if (!request.websocket && !socketio) {
     // With an admin address, what tells about the service (readiness, metrics) stays off the
     // public port; liveness stays on both.
     if (!cfg.admin_listen.empty() && (path == "/metrics" || path == "/readyz"))
@@ -51,13 +44,28 @@ Upgrade decide_upgrade(const UpgradeRequest& request, const Config& cfg, const U
     return u;
   }
 
-  const bool socketio = path == "/socket.io/" || path == "/socket.io";
   if (path != "/ws" && !socketio) return refuse(u, 404, "not_found", "WebSocket endpoints: /ws and /socket.io/");
   // Browsers send Origin with every upgrade; other clients send none and are judged by their token.
   if (!cfg.allowed_origin_list.empty() && !request.origin.empty() &&
       !origin_allowed(request.origin, cfg.allowed_origin_list))
     return refuse(u, 403, "origin_not_allowed", "this Origin may not open a socket here (--allowed-origins)",
                   Refusal::origin, "origin not allowed");
+  if (socketio) {
+    // Engine.IO's own checks, in the reference server's order and with its errors (which
+    // clients and proxies may match on). A probe joins a session already counted.
+    const auto v = polling::classify_request("GET", u.target, request.websocket);
+    if (v.kind == polling::RequestKind::upgrade) {
+      u.route = Route::socketio_probe;
+      u.sid = v.sid;
+      return u;
+    }
+    const bool opens = v.kind == polling::RequestKind::open || v.kind == polling::RequestKind::websocket_open;
+    if (!opens) {
+      u.status = polling::error_status(v.error);
+      u.body = polling::error_body(v.kind == polling::RequestKind::refused ? v.error : polling::ErrorCode::bad_request);
+      return u;
+    }
+  }
   if (state.stopping || (state.limits && state.limits->at_capacity()))
     return refuse(u, 503, "over_capacity", "connection limit reached; try again later", Refusal::over_capacity);
   // Before the reader has its first position, a client caught up to a snapshot taken before
@@ -67,11 +75,6 @@ Upgrade decide_upgrade(const UpgradeRequest& request, const Config& cfg, const U
   std::string token = bearer_token(request.authorization);
   if (token.empty()) token = u.target.single("access_token").value_or("");
   if (socketio) {
-    if (auto why = engineio_refusal(u.target)) {
-      u.status = 400;
-      u.body = *why;
-      return u;
-    }
     u.route = Route::socketio;
     u.token = std::move(token);
     return u;

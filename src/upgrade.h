@@ -2,8 +2,10 @@
 // (path, query, Origin, token) and what the server knows (stopping, started, the connection
 // limits, the JWT keys):
 //   a /ws session         the token verified at the handshake, the user under its caps
-//   a Socket.IO session   /socket.io/ over the WebSocket transport; it authenticates with its
-//                         CONNECT packet after the upgrade (socketio_session.h)
+//   a Socket.IO session   /socket.io/ over the WebSocket transport, or a long-polling session's
+//                         first GET (polling_sessions.h); it authenticates with its CONNECT
+//                         packet after the upgrade or the open (socketio_session.h)
+//   a Socket.IO probe     a WebSocket that names a long-polling session's sid, to upgrade it
 //   an HTTP endpoint      a request without an upgrade (http_endpoints.h)
 //   a refusal             an HTTP status and a body saying why, what to count, what to log
 // In this order: path, Origin, capacity, the reader's start, then the token (and the
@@ -24,6 +26,7 @@ namespace mn {
 
 struct UpgradeRequest {
   bool websocket = true;     // it asks to upgrade to a WebSocket; false: a plain HTTP request
+                             // (on /socket.io/: a long-polling session's first GET)
   std::string resource;      // the request target: path and query
   std::string origin;        // the Origin header, empty when absent
   std::string authorization; // the Authorization header, empty when absent
@@ -38,7 +41,7 @@ struct UpgradeState {
   std::chrono::system_clock::time_point now{};
 };
 
-enum class Route { refused, http, plain, socketio };
+enum class Route { refused, http, plain, socketio, socketio_probe };
 
 // Which counter a refusal goes to (ServerStats).
 enum class Refusal { none, origin, over_capacity, unauthorized, per_user };
@@ -57,6 +60,8 @@ struct Upgrade {
 
   // Route::socketio: a token that came with the upgrade (header or access_token), if any.
   std::string token;
+  // Route::socketio_probe: the long-polling session it names (which may not exist).
+  std::string sid;
   // Route::plain: who the token proved, until when, and where the client asked to resume.
   std::string user_id;
   std::optional<double> valid_until;
@@ -69,8 +74,5 @@ Upgrade decide_upgrade(const UpgradeRequest& request, const Config& cfg, const U
 // The token in "Authorization: Bearer <token>" (the scheme in any case), or empty.
 std::string bearer_token(const std::string& authorization);
 
-// Why a /socket.io/ upgrade cannot be served, as the reference server (engine.io) words it
-// (its error codes, which clients and proxies may match on), or nothing when it can.
-std::optional<std::string> engineio_refusal(const RequestTarget& target);
 
 }  // namespace mn

@@ -1,6 +1,8 @@
 #include "ws_listener.h"
 
 #include "listener_setup.h"
+#include "origin_policy.h"
+#include "polling_codec.h"
 #include "tls_context.h"
 
 #include <spdlog/spdlog.h>
@@ -78,6 +80,8 @@ ListenerSettings settings(const Config& cfg) {
   o.open_handshake_ms = cfg.handshake_timeout.count();
   o.max_message_bytes = cfg.max_message_bytes;
   o.reuse_port = cfg.reuse_port;
+  o.reuse_port_group = static_cast<uint32_t>(cfg.reuse_port_group);
+  o.max_http_body_bytes = cfg.max_message_bytes;  // long-polling POSTs: maxPayload
   return o;
 }
 
@@ -88,21 +92,26 @@ class WsListenerFor final : public WsListener {
   using ConnPtr = typename Server::connection_ptr;
   static constexpr bool kTls = std::is_same_v<Cfg, WsTlsConfig>;
 
-  WsListenerFor(asio::io_context& io, const Config& cfg, SessionHost& host, const HttpProbes& probes)
-      : cfg_(cfg), host_(host), probes_(probes),
-        settings_(settings(cfg)) {
+  WsListenerFor(asio::io_context& io, const Config& cfg, SessionHost& host, PollingSessions& polling,
+                const HttpProbes& probes)
+      : cfg_(cfg), host_(host), polling_(polling), probes_(probes), settings_(settings(cfg)) {
     setup_listener(
         server_, io, settings_, [this](const ConnPtr& con) { return accept(con); },
-        [this](const ConnPtr& con) { host_.ended(con.get()); });
+        [this](const ConnPtr& con) {
+          polling_.ended(con.get());
+          host_.ended(con.get());
+        });
     server_.set_validate_handler([this](websocketpp::connection_hdl h) { return on_validate(h); });
     server_.set_open_handler([this](websocketpp::connection_hdl h) {
       ConnPtr con = server_.get_con_from_hdl(h);
       if (Session* s = host_.find(con.get())) host_.opened(*s);
+      else polling_.opened(con.get());
       free_handshake(*con);
     });
     server_.set_message_handler([this](websocketpp::connection_hdl h, typename Server::message_ptr m) {
-      if (Session* s = session(h))
-        host_.message(*s, m->get_opcode() == websocketpp::frame::opcode::text, m->get_payload());
+      const bool text = m->get_opcode() == websocketpp::frame::opcode::text;
+      if (Session* s = session(h)) host_.message(*s, text, m->get_payload());
+      else polling_.message(server_.get_con_from_hdl(h).get(), text, m->get_payload());
     });
     server_.set_pong_handler([this](websocketpp::connection_hdl h, std::string) {
       if (Session* s = session(h)) host_.pong(*s);
@@ -188,12 +197,23 @@ class WsListenerFor final : public WsListener {
                            con->get_request_header("Authorization")};
     Upgrade u = host_.upgrade(request, con->get_remote_endpoint(), std::make_unique<WsLink<Cfg>>(server_, h, con.get()));
     if (u.route == Route::plain || u.route == Route::socketio) return true;
+    if (u.route == Route::socketio_probe) {
+      if (polling_.probe(u.sid, std::make_unique<WsLink<Cfg>>(server_, h, con.get())) !=
+          PollingSessions::Probe::refused)
+        return true;
+      // No such session here (gone, upgraded already, or on another process).
+      u.status = 400;
+      u.body = polling::error_body(polling::ErrorCode::session_id_unknown);
+    }
     write_reply(con, u.status, u.content_type, u.body);
     return false;
   }
 
   void on_http(websocketpp::connection_hdl h) {
     ConnPtr con = server_.get_con_from_hdl(h);
+    const std::string& resource = con->get_resource();
+    if (resource.rfind("/socket.io/", 0) == 0 || resource.rfind("/socket.io?", 0) == 0 || resource == "/socket.io")
+      return on_polling(con);
     UpgradeRequest request{false, con->get_resource(), {}, {}};
     Upgrade u = decide_upgrade(request, cfg_, UpgradeState{});
     if (u.route == Route::refused) return write_reply(con, u.status, u.content_type, u.body);
@@ -201,8 +221,46 @@ class WsListenerFor final : public WsListener {
     write_reply(con, reply.status, reply.content_type, reply.body, true);
   }
 
+  // Engine.IO long-polling: answered when PollingSessions says, perhaps after this handler.
+  void on_polling(const ConnPtr& con) {
+    con->defer_http_response();
+    PollingSessions::Request r;
+    r.key = con.get();
+    r.method = con->get_request().get_method();
+    r.resource = con->get_resource();
+    r.content_type = con->get_request_header("Content-Type");
+    r.origin = con->get_request_header("Origin");
+    r.authorization = con->get_request_header("Authorization");
+    r.peer = con->get_remote_endpoint();
+    asio::error_code ec;
+    auto remote = con->get_raw_socket().remote_endpoint(ec);
+    r.address = ec ? std::string("?") : remote.address().to_string();
+    r.body = con->get_request_body();
+    // A page on another origin reads the replies only if told it may (CORS); the origins
+    // allowed are those --allowed-origins allows (any, when it is empty).
+    std::string cors;
+    if (!r.origin.empty() && (cfg_.allowed_origin_list.empty() || origin_allowed(r.origin, cfg_.allowed_origin_list)))
+      cors = r.origin;
+    // The reply holds the connection: while deferred, websocketpp has nothing pending on it
+    // and would let it go (closing it unanswered).
+    polling_.http(r, [c = con, cors](const PollingSessions::Response& reply) {
+      websocketpp::lib::error_code error;
+      write_reply(c, reply.status, reply.content_type, reply.body, true);
+      // websocketpp closes every HTTP connection after its response: say so, or a client that
+      // keeps connections alive (browsers, Node's default agent) sends its next request on a
+      // closed one, and a POST is not retried.
+      c->append_header("Connection", "close");
+      if (!cors.empty()) {
+        c->append_header("Access-Control-Allow-Origin", cors);
+        c->append_header("Vary", "Origin");
+      }
+      c->send_http_response(error);
+    });
+  }
+
   const Config& cfg_;
   SessionHost& host_;
+  PollingSessions& polling_;
   const HttpProbes& probes_;
   ListenerSettings settings_;
   Server server_;
@@ -212,9 +270,9 @@ class WsListenerFor final : public WsListener {
 }  // namespace
 
 std::unique_ptr<WsListener> WsListener::make(asio::io_context& io, const Config& cfg, SessionHost& host,
-                                             const HttpProbes& probes) {
-  if (cfg.tls_cert_file.empty()) return std::make_unique<WsListenerFor<WsConfig>>(io, cfg, host, probes);
-  return std::make_unique<WsListenerFor<WsTlsConfig>>(io, cfg, host, probes);
+                                             PollingSessions& polling, const HttpProbes& probes) {
+  if (cfg.tls_cert_file.empty()) return std::make_unique<WsListenerFor<WsConfig>>(io, cfg, host, polling, probes);
+  return std::make_unique<WsListenerFor<WsTlsConfig>>(io, cfg, host, polling, probes);
 }
 
 }  // namespace mn

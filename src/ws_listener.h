@@ -1,12 +1,15 @@
 // WsListener: the public port (--listen), over TCP, or over TLS 1.2+ when --tls-cert-file is
 // set (the same code either way, for two websocketpp configs). WebSocket upgrades on /ws and
 // /socket.io/ become sessions of the SessionHost, each carried by a WebSocket SessionLink;
-// plain HTTP requests get the endpoints of http_endpoints.h. What a request becomes is decided
+// HTTP requests to /socket.io/ (Engine.IO long-polling) and WebSockets that upgrade a polling
+// session go to PollingSessions, which answers them now or later (a held GET); other plain
+// HTTP requests get the endpoints of http_endpoints.h. What a request becomes is decided
 // in upgrade.h; this file only carries it out. websocketpp stays behind this interface.
 #pragma once
 
 #include "config.h"
 #include "http_endpoints.h"
+#include "polling_sessions.h"
 #include "session_host.h"
 
 #include <asio/io_context.hpp>
@@ -19,9 +22,9 @@ namespace mn {
 
 class WsListener {
  public:
-  // `host` and `probes` must outlive it.
+  // `host`, `polling` and `probes` must outlive it.
   static std::unique_ptr<WsListener> make(asio::io_context& io, const Config& cfg, SessionHost& host,
-                                          const HttpProbes& probes);
+                                          PollingSessions& polling, const HttpProbes& probes);
   virtual ~WsListener() = default;
 
   // Binds and starts accepting. Throws std::runtime_error when the address cannot be bound.

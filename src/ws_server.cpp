@@ -1,19 +1,22 @@
 #include "ws_server.h"
 
 #include "admin_listener.h"
+#include "polling_sessions.h"
 #include "ws_listener.h"
 
 namespace mn {
 
 WsServer::WsServer(asio::io_context& io, const Config& cfg, Hub& hub)
     : io_(io), cfg_(cfg), host_(std::make_unique<SessionHost>(io, cfg, hub)),
-      public_(WsListener::make(io, cfg, *host_, probes_)) {}
+      polling_(std::make_unique<PollingSessions>(io, cfg, *host_)),
+      public_(WsListener::make(io, cfg, *host_, *polling_, probes_)) {}
 
 WsServer::~WsServer() = default;
 
 void WsServer::listen() {
   public_->listen();
   host_->start();
+  polling_->start();
   if (cfg_.admin_listen.empty()) return;
   admin_ = std::make_unique<AdminListener>(io_, cfg_, probes_);
   admin_->listen();

@@ -1,6 +1,7 @@
 // WsServer: what the process serves to clients, put together: the public port (ws_listener.h)
 //   /ws          the plain JSON protocol (plain_protocol.h)
-//   /socket.io/  Socket.IO over Engine.IO's WebSocket transport (socketio_session.h)
+//   /socket.io/  Socket.IO over Engine.IO's WebSocket and long-polling transports
+//                (socketio_session.h, polling_sessions.h)
 //   /healthz, /readyz, /metrics  over plain HTTP (http_endpoints.h)
 // over TCP or TLS; the admin address (admin_listener.h) when --admin-listen is set; and the
 // sessions with their rules (session_host.h: limits, authentication, keepalive, budgets, one
@@ -26,6 +27,7 @@
 namespace mn {
 
 class AdminListener;
+class PollingSessions;
 class WsListener;
 
 class WsServer {
@@ -72,6 +74,7 @@ class WsServer {
   HttpProbes probes_;
   // Declared first, destroyed last: the listeners' connections report their end to it.
   std::unique_ptr<SessionHost> host_;
+  std::unique_ptr<PollingSessions> polling_;
   std::unique_ptr<WsListener> public_;
   std::unique_ptr<AdminListener> admin_;
 };

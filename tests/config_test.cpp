@@ -99,6 +99,22 @@ TEST(Config, EveryBadValueIsReportedClearly) {
   EXPECT_TRUE(parse({"--ping-interval", "soon"}).parse_failed);
 }
 
+TEST(Config, AReusePortGroupIsOffOrTwoOrMoreAndNeedsReusePort) {
+  auto errors_of = [](std::vector<std::string> args) {
+    args.push_back("--jwt-secret-file");
+    args.push_back("/dev/null");
+    std::string all;
+    for (auto& e : parse(args).errors) all += e + "\n";
+    return all;
+  };
+  EXPECT_EQ(errors_of({"--reuse-port-group", "3"}).find("--reuse-port-group"), std::string::npos);
+  EXPECT_NE(errors_of({"--reuse-port-group", "1"}).find("--reuse-port-group must be 0 (off) or 2 or more"),
+            std::string::npos);
+  EXPECT_NE(errors_of({"--reuse-port-group", "3", "--reuse-port", "false"}).find("--reuse-port-group needs --reuse-port"),
+            std::string::npos);
+  EXPECT_NE(errors_of({"--reuse-port-group", "5000"}).find("--reuse-port-group"), std::string::npos);
+}
+
 TEST(Config, HS256WithoutASecretAndRS256WithoutAKeyAreRefused) {
   unsetenv("MEMBERSHIP_NOTIFIER_JWT_SECRET");
   auto hs = parse({});

@@ -77,6 +77,17 @@ TEST(ConnectionLimits, PastItsAddressCapAnAddressCutsItsOwnOldestNotAnotherAddre
   EXPECT_EQ(limits.unauthenticated(), 3u);
 }
 
+TEST(ConnectionLimits, ACutLeavesItsAddressCountRightSoTheNextNewcomerCutsNothing) {
+  ConnectionLimits limits(limits_config(16, 2));
+  EXPECT_FALSE(limits.add_unauthenticated(key(0), "10.0.0.1", nullptr));
+  EXPECT_FALSE(limits.add_unauthenticated(key(1), "10.0.0.1", nullptr));
+  ASSERT_TRUE(limits.add_unauthenticated(key(2), "10.0.0.1", nullptr));  // cuts key(0)
+  limits.forget_unauthenticated(key(2));  // it authenticates: one left, room for one more
+  EXPECT_EQ(limits.unauthenticated(), 1u);
+  EXPECT_FALSE(limits.add_unauthenticated(key(3), "10.0.0.1", nullptr));
+  EXPECT_EQ(limits.unauthenticated(), 2u);
+}
+
 TEST(ConnectionLimits, PastTheOverallCapTheOldestOfTheAddressHoldingTheMostMakesRoom) {
   ConnectionLimits limits(limits_config(4, 16));
   EXPECT_FALSE(limits.add_unauthenticated(key(0), "10.0.0.1", nullptr));

@@ -266,14 +266,14 @@ TEST_F(SocketIoTest, RecoveryPastRetentionGivesRecoveredFalseANewSidAndASnapshot
   EXPECT_TRUE(c.drain().empty()) << c.transcript();
 }
 
-TEST_F(SocketIoTest, OnlyTheWebSocketTransportOfEngineIo4IsServedAndRefusalsUseTheReferenceErrors) {
+TEST_F(SocketIoTest, EngineIo4IsServedAndRefusalsUseTheReferenceErrors) {
   start();
-  const HttpResponse polling = http_get(port(), "/socket.io/?EIO=4&transport=polling");
+  const HttpResponse polling = http_get(port(), "/socket.io/?EIO=4&transport=xhr");
   EXPECT_EQ(polling.status, 400);
   EXPECT_EQ(Json::parse(polling.body), Json({{"code", 0}, {"message", "Transport unknown"}}));
   auto upgrade_polling = WsClient::connect(port(), "/socket.io/?EIO=4&transport=polling");
   EXPECT_EQ(upgrade_polling->handshake_status(), 400);
-  EXPECT_EQ(Json::parse(upgrade_polling->handshake_body()).at("code"), 0);
+  EXPECT_EQ(Json::parse(upgrade_polling->handshake_body()).at("code"), 3);
   auto eio3 = WsClient::connect(port(), "/socket.io/?EIO=3&transport=websocket");
   EXPECT_EQ(eio3->handshake_status(), 400);
   EXPECT_EQ(Json::parse(eio3->handshake_body()),

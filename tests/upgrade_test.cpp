@@ -191,12 +191,39 @@ TEST_F(UpgradeTest, SocketIoHandshakeParametersAreCheckedInTheReferenceServersOr
   auto no_transport = decide("/socket.io/?EIO=3&sid=x");
   EXPECT_EQ(no_transport.status, 400);
   EXPECT_EQ(no_transport.body, R"({"code":0,"message":"Transport unknown"})");
-  EXPECT_EQ(decide("/socket.io/?EIO=4&transport=polling").body, R"({"code":0,"message":"Transport unknown"})");
+  // A WebSocket for the polling transport: Bad request.
+  EXPECT_EQ(decide("/socket.io/?EIO=4&transport=polling").body, R"({"code":3,"message":"Bad request"})");
   EXPECT_EQ(decide("/socket.io/?EIO=3&transport=websocket&sid=x").body, R"({"code":1,"message":"Session ID unknown"})");
   auto old = decide("/socket.io/?EIO=3&transport=websocket");
   EXPECT_EQ(old.route, Route::refused);
   EXPECT_EQ(old.body, R"({"code":5,"message":"Unsupported protocol version"})");
   EXPECT_EQ(old.content_type, "application/json");
+}
+
+TEST_F(UpgradeTest, AWebSocketNamingASessionIsAProbeToUpgradeItWhateverTheCapacity) {
+  const std::string sid = "abcdefgh12345678ABCD";
+  static int keys[10];
+  for (int i = 0; i < 10; ++i) limits->admit(&keys[i], "u" + std::to_string(i));
+  ASSERT_TRUE(limits->at_capacity());
+  EXPECT_EQ(decide("/socket.io/?EIO=4&transport=websocket").status, 503);
+  // A probe joins a session already counted.
+  auto probe = decide("/socket.io/?EIO=4&transport=websocket&sid=" + sid);
+  EXPECT_EQ(probe.route, Route::socketio_probe);
+  EXPECT_EQ(probe.sid, sid);
+}
+
+TEST_F(UpgradeTest, ALongPollingOpenIsASocketIoSessionUnderTheSameRulesAsAWebSocket) {
+  auto polling = [&](const std::string& resource, const std::string& origin = {}) {
+    return mn::decide_upgrade(UpgradeRequest{false, resource, origin, {}}, cfg, state());
+  };
+  auto open = polling("/socket.io/?EIO=4&transport=polling&access_token=abc");
+  EXPECT_EQ(open.route, Route::socketio);
+  EXPECT_EQ(open.token, "abc");
+  EXPECT_EQ(polling("/socket.io/?EIO=3&transport=polling").body, R"({"code":5,"message":"Unsupported protocol version"})");
+  cfg.allowed_origins = "https://app.example.com";
+  cfg.allowed_origin_list = {"https://app.example.com"};
+  EXPECT_EQ(polling("/socket.io/?EIO=4&transport=polling", "https://evil.example").status, 403);
+  EXPECT_EQ(polling("/socket.io/?EIO=4&transport=polling", "https://app.example.com").route, Route::socketio);
 }
 
 TEST_F(UpgradeTest, PlainHttpRequestsGoToTheEndpointsButReadinessAndMetricsMoveToTheAdminAddress) {

@@ -6,12 +6,15 @@
 // Properties: nothing throws; no token that was not signed with the key opens a /ws session;
 // a refusal has one of the documented statuses and a JSON body of fixed text (only a handful
 // of distinct bodies and log lines however many requests: none echoes the request); the path alone sends a request to 404; a Socket.IO session only for
-// the WebSocket transport of EIO 4 without a sid; nothing is admitted while stopping or
-// before the reader has started; an Origin off the list never gets a session.
+// EIO 4 without a sid, on the WebSocket transport for an upgrade and long-polling otherwise; a
+// probe only for a WebSocket with a well-formed sid; nothing is admitted while stopping or
+// before the reader has started; an Origin off the list never gets a session or a probe.
 #include "upgrade.h"
 #include "fuzz_check.h"
 
 #include "origin_policy.h"
+#include "polling_codec.h"
+#include "socketio_codec.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -73,16 +76,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     texts.insert(u.log);
     FUZZ_CHECK(texts.size() <= 64);
   }
-  if (!request.websocket) {
+  const bool socketio_path = path == "/socket.io/" || path == "/socket.io";
+  if (!request.websocket && !socketio_path) {
     const bool admin_only = (flags & 2) && (path == "/metrics" || path == "/readyz");
     FUZZ_CHECK(u.route == (admin_only ? mn::Route::refused : mn::Route::http));
     return 0;
   }
-  const bool socketio_path = path == "/socket.io/" || path == "/socket.io";
   if (path != "/ws" && !socketio_path) FUZZ_CHECK(u.route == mn::Route::refused && u.status == 404);
+  const bool origin_ok = cfg.allowed_origin_list.empty() || request.origin.empty() ||
+                         mn::origin_allowed(request.origin, cfg.allowed_origin_list);
+  if (u.route == mn::Route::socketio_probe) {
+    FUZZ_CHECK(request.websocket && socketio_path && origin_ok);
+    FUZZ_CHECK(u.target.single("transport") == "websocket" && u.target.single("sid") == u.sid);
+    FUZZ_CHECK(mn::socketio::is_session_id(u.sid));
+  }
   if (u.route == mn::Route::socketio) {
-    FUZZ_CHECK(socketio_path && !mn::engineio_refusal(u.target));
-    FUZZ_CHECK(u.target.single("transport") == "websocket" && u.target.single("EIO") == "4" && !u.target.has("sid"));
+    FUZZ_CHECK(socketio_path);
+    const auto v = mn::polling::classify_request("GET", u.target, request.websocket);
+    FUZZ_CHECK(v.kind == (request.websocket ? mn::polling::RequestKind::websocket_open : mn::polling::RequestKind::open));
+    FUZZ_CHECK(u.target.single("transport") == (request.websocket ? "websocket" : "polling"));
+    FUZZ_CHECK(u.target.single("EIO") == "4" && !u.target.has("sid"));
     FUZZ_CHECK(!state.stopping && state.started);
     FUZZ_CHECK(u.token == token);
     if (!cfg.allowed_origin_list.empty() && !request.origin.empty())

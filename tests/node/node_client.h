@@ -100,9 +100,9 @@ class NodeClient {
   Json expect(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     const auto deadline = Clock::now() + timeout;
     while (auto j = next(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()))) {
-      // Pings, reconnection attempts and position events (newer offsets that come with pings)
-      // are reported, but only asserted on when asked for.
-      if (j->at("type") != type && (j->at("type") == "ping" || j->at("type") == "reconnect_attempt")) continue;
+      // Pings, reconnection attempts, transports and upgrades, and position events (newer
+      // offsets that come with pings) are reported, but only asserted on when asked for.
+      if (j->at("type") != type && is_incidental(*j)) continue;
       if (type != "event" && is_position(*j)) continue;
       EXPECT_EQ(j->at("type"), type) << "reports so far:\n" << transcript();
       return *j;
@@ -124,12 +124,20 @@ class NodeClient {
     return e.at("args").front();
   }
 
-  // Everything reported until nothing has been for `quiet`, but position events.
+  // Everything reported until nothing has been for `quiet`, but position events, transports
+  // and upgrades.
   std::vector<Json> drain(std::chrono::milliseconds quiet = std::chrono::milliseconds(300)) {
     std::vector<Json> all;
-    while (auto j = next(quiet))
-      if (!is_position(*j)) all.push_back(*j);
+    while (auto j = next(quiet)) {
+      const std::string t = j->value("type", "");
+      if (!is_position(*j) && t != "transport" && t != "upgrade") all.push_back(*j);
+    }
     return all;
+  }
+
+  static bool is_incidental(const Json& report) {
+    const std::string t = report.value("type", "");
+    return t == "ping" || t == "reconnect_attempt" || t == "transport" || t == "upgrade";
   }
 
   static bool is_position(const Json& report) {

@@ -3,13 +3,18 @@
 //   node sio_client.js <url> '<options as JSON>'
 //
 // The options go to io() unchanged (auth, query, extraHeaders, reconnection delays), except
-// `logPings`, which is ours. Every line on stdout is one JSON object:
+// ours: `logPings`; `logTransport` (report each engine's transport and its upgrade);
+// `defaultTransports` (leave `transports` at the client's default, polling then WebSocket,
+// instead of WebSocket only); `localAddress` (connect from this address, every request and
+// the WebSocket alike). Every line on stdout is one JSON object:
 //   {"type":"connect","id":…,"pid":…,"recovered":true|false}
 //   {"type":"event","name":…,"args":[…]}            (args as the listener got them)
 //   {"type":"connect_error","message":…,"data":…}
 //   {"type":"disconnect","reason":…}
 //   {"type":"reconnect_attempt","attempt":n}
 //   {"type":"ping"}                                  (only with logPings)
+//   {"type":"transport","name":…}                    (only with logTransport: an engine opened)
+//   {"type":"upgrade","name":…}                      (only with logTransport)
 //   {"type":"state","pid":…,"offset":…,"connected":…}
 // Commands, one a line on stdin:
 //   engine-close    close the transport as a network failure would (the client reconnects)
@@ -24,18 +29,27 @@
 "use strict";
 
 const { io } = require("socket.io-client");
+const http = require("http");
 const readline = require("readline");
 
 const url = process.argv[2];
 const options = JSON.parse(process.argv[3] || "{}");
 const logPings = options.logPings === true;
+const logTransport = options.logTransport === true;
+const defaultTransports = options.defaultTransports === true;
 delete options.logPings;
+delete options.logTransport;
+delete options.defaultTransports;
+// Long-polling requests go through this agent (engine.io-client passes it to every request and
+// to the WebSocket); without keep-alive, each request is a new TCP connection, as from a
+// browser behind a proxy.
+if (options.localAddress) options.agent = new http.Agent({ localAddress: options.localAddress });
 
 function out(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n");
 }
 
-const socket = io(url, { transports: ["websocket"], ...options });
+const socket = io(url, defaultTransports ? options : { transports: ["websocket"], ...options });
 
 socket.on("connect", () => {
   out({ type: "connect", id: socket.id, pid: socket._pid, recovered: socket.recovered === true });
@@ -47,6 +61,12 @@ socket.on("connect_error", (err) => {
 socket.on("disconnect", (reason) => out({ type: "disconnect", reason }));
 socket.io.on("reconnect_attempt", (attempt) => out({ type: "reconnect_attempt", attempt }));
 if (logPings) socket.io.on("ping", () => out({ type: "ping" }));
+if (logTransport)
+  socket.io.on("open", () => {
+    const engine = socket.io.engine;
+    out({ type: "transport", name: engine.transport.name });
+    engine.on("upgrade", (transport) => out({ type: "upgrade", name: transport.name }));
+  });
 
 const commands = {
   "engine-close": () => socket.io.engine.close(),
@@ -63,6 +83,7 @@ const commands = {
       pid: socket._pid === undefined ? null : socket._pid,
       offset: socket._lastOffset === undefined ? null : socket._lastOffset,
       connected: socket.connected,
+      transport: socket.io.engine ? socket.io.engine.transport.name : null,
     }),
   exit: () => process.exit(0),
 };
