@@ -88,8 +88,8 @@ const std::vector<Setting>& settings() {
       // throughput than reads every 20 ms (docs/wake-up.md); under such a load latency is this
       // plus a read.
       {"busy-poll-interval", &C::busy_poll_interval, "20ms", at_least(1ms), false,
-       "Adaptive mode: while changes come faster than --adaptive-notify-max-rate, read this often "
-       "instead of being woken; at most --poll-interval"},
+       "Adaptive mode: while changes come faster than --adaptive-notify-max-rate, the wait after a "
+       "read that found nothing (one that returned rows is followed 1 ms later); at most --poll-interval"},
       {"adaptive-notify-max-rate", &C::adaptive_notify_max_rate, "2000", between(0, 1e6), false,
        "Adaptive mode: below this many committing transactions with membership changes per second, each one "
        "wakes the sidecar (lowest latency; each holds a cluster-wide lock through its WAL flush); 0: only "
