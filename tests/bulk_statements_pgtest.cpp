@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "wake_payload.h"
+#include "support/database_test.h"
 #include "support/notifier_fixture.h"
 #include "support/pg_cluster.h"
 #include "support/sidecar.h"
@@ -52,41 +53,12 @@ struct Replayed {
   std::vector<std::string> errors;  // "row <id>: j c1 u1 of a member"
 };
 
-class BulkStatements : public ::testing::Test {
+class BulkStatements : public DatabaseTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    const std::string full = std::string(info->test_suite_name()) + "." + info->name();
-    db_ = "bulk_";
-    for (char c : full.substr(0, 40)) {
-      db_ += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
-    }
-    db_ += "_" + std::to_string(std::hash<std::string>{}(full) % 100000000);
-    pg().exec("DROP DATABASE IF EXISTS " + db_ + " WITH (FORCE)");
-    pg().create_database(db_);
-  }
-
-  PgCluster& pg() { return shared_cluster(); }
-  std::string conninfo() { return pg().conninfo(db_); }
-  void sql(const std::string& statements) { pg().exec(statements, db_); }
-  pqxx::result query(const std::string& statement) { return pg().query(statement, db_); }
-  std::string one(const std::string& statement) {
-    auto r = query(statement);
-    return r.at(0).at(0).is_null() ? "<null>" : r.at(0).at(0).as<std::string>();
-  }
-  static std::string one(pqxx::connection& c, const std::string& statement) {
-    pqxx::nontransaction tx{c};
-    return tx.exec(statement).at(0).at(0).as<std::string>();
-  }
+  BulkStatements() : DatabaseTest("bulk_") {}
 
   int migrate_up(const std::vector<std::string>& args = {}, std::string* out = nullptr) {
-    std::vector<std::string> argv = {"migrate", "up", "--database-url", conninfo()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string captured;
-    const int status = run_binary(argv, &captured);
-    if (out) *out = captured;
-    if (status != 0) std::fprintf(stderr, "migrate up exited %d:\n%s\n", status, captured.c_str());
-    return status;
+    return migrate("up", args, out);
   }
 
   // The application's schema of these tests: channels with a type (the xType), users, and the
@@ -169,8 +141,6 @@ class BulkStatements : public ::testing::Test {
     }
     return out;
   }
-
-  std::string db_;
 };
 
 const std::vector<std::string> kStatementTriggers = {

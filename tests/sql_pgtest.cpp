@@ -22,6 +22,7 @@
 
 #include "event_log_reader.h"
 #include "wake_payload.h"
+#include "support/database_test.h"
 #include "support/pg_cluster.h"
 #include "support/sidecar.h"
 
@@ -69,44 +70,9 @@ const char* kSettingsSql =
     "       || CASE WHEN $1 THEN ' log=' || log_id || ' xmin=' || xmin ELSE '' END"
     "  FROM membership_notifier.settings";
 
-class SqlTest : public ::testing::Test {
+class SqlTest : public DatabaseTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    const std::string full = std::string(info->test_suite_name()) + "." + info->name();
-    db_ = "sql_";
-    for (char c : full.substr(0, 40)) {
-      db_ += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
-    }
-    db_ += "_" + std::to_string(std::hash<std::string>{}(full) % 100000000);
-    pg().exec("DROP DATABASE IF EXISTS " + db_ + " WITH (FORCE)");
-    pg().create_database(db_);
-  }
-
-  PgCluster& pg() { return shared_cluster(); }
-  std::string conninfo() { return pg().conninfo(db_); }
-  void sql(const std::string& statements) { pg().exec(statements, db_); }
-  pqxx::result query(const std::string& statement) { return pg().query(statement, db_); }
-  std::string one(const std::string& statement) {
-    auto r = query(statement);
-    return r.at(0).at(0).is_null() ? "<null>" : r.at(0).at(0).as<std::string>();
-  }
-  static std::string one(pqxx::connection& c, const std::string& statement) {
-    pqxx::nontransaction tx{c};
-    return tx.exec(statement).at(0).at(0).as<std::string>();
-  }
-
-  // `membership-notifier migrate <verb> --database-url <this db> <args…>`; the exit status.
-  int migrate(const std::string& verb, const std::vector<std::string>& args = {}, std::string* out = nullptr,
-              const std::string& url = "") {
-    std::vector<std::string> argv = {"migrate", verb, "--database-url", url.empty() ? conninfo() : url};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string captured;
-    const int status = run_binary(argv, &captured);
-    if (out) *out = captured;
-    if (status != 0) std::fprintf(stderr, "migrate %s exited %d:\n%s\n", verb.c_str(), status, captured.c_str());
-    return status;
-  }
+  SqlTest() : DatabaseTest("sql_") {}
 
   // psql on this database with ON_ERROR_STOP; `args` are shell words. The exit status.
   int psql(const std::string& args, std::string* out = nullptr) {
@@ -154,8 +120,6 @@ class SqlTest : public ::testing::Test {
   }
 
   bool schema_exists() { return one("SELECT to_regnamespace('membership_notifier') IS NOT NULL") == "t"; }
-
-  std::string db_;
 };
 
 // The default table (plus a column that is neither channel nor user) with the migration applied.
