@@ -27,6 +27,15 @@ namespace mn {
 // insert position (text) that bounds it.
 inline constexpr const char* kFlushedSql = "pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()";
 inline constexpr const char* kInsertLsnSql = "pg_current_wal_insert_lsn()::text";
+// For the reader's own statement (a single statement, its own transaction): true when the WAL
+// was not flushed past what it saw, and its commit will flush it. A transactional logical
+// message gives the statement an xid and a WAL record, so with synchronous_commit local its
+// commit record is flushed before the answer (ReadyForQuery) comes back, and with it all WAL
+// before. One round trip instead of a read and a mark; nothing when the WAL was flushed.
+inline constexpr const char* kFlushesAtCommitSql =
+    "CASE WHEN pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() THEN false"
+    " ELSE pg_catalog.set_config('synchronous_commit', 'local', true) IS NOT NULL"
+    " AND pg_catalog.pg_logical_emit_message(true, 'membership_notifier', '') IS NOT NULL END";
 
 // Calls `then` with an empty string once what a query saw is durable as configured (`flushed`,
 // `insert_lsn`: its two columns above), or with the error that stopped it. If the connection

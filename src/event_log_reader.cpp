@@ -192,13 +192,13 @@ void EventLogReader::on_read(PgResult r) {
   if (r.rows() < 1) return lost("reading the event log returned no snapshot");
   std::optional<PgSnapshot> to;
   double queue_usage = 1;
-  bool flushed = false;
+  bool flushed_by_read = false;
   std::string insert_lsn;
   for (int i = 0; i < r.rows() && !to; ++i) {
     if (r.is_null(i, 0)) continue;
     to = PgSnapshot::parse(r.get(i, 0));
     queue_usage = r.is_null(i, 8) ? 1 : std::strtod(std::string(r.get(i, 8)).c_str(), nullptr);
-    flushed = r.get(i, 9) == "t";
+    flushed_by_read = r.get(i, 9) == "t";
     insert_lsn = std::string(r.get(i, 10));
   }
   if (!to) return lost("no snapshot in the server's answer");
@@ -225,16 +225,17 @@ void EventLogReader::on_read(PgResult r) {
     for (size_t i = 0; i < ReaderStats::kReadBuckets.size(); ++i)
       if (took <= ReaderStats::kReadBuckets[i]) ++stats_.reads_within[i];
   }
-  // Nothing to make durable in a read that found no rows and moves no client past one.
-  if (!got_rows || (flushed && cfg_.durable_standbys.empty())) return deliver(std::move(batch), got_rows, *to);
-  ++stats_.durable_waits;
+  // The read's own commit flushed the WAL past what it saw (kFlushesAtCommitSql), and the answer
+  // comes after the commit: its rows are durable on this server now. Only the named standbys
+  // may still lack them.
+  if (got_rows && (flushed_by_read || !cfg_.durable_standbys.empty())) ++stats_.durable_waits;
+  if (!got_rows || cfg_.durable_standbys.empty()) return deliver(std::move(batch), got_rows, *to);
   auto conn = conn_;
   const PgSnapshot seen = *to;
-  await_durable(io_, cfg_, conn, flushed, insert_lsn,
+  await_durable(io_, cfg_, conn, true, insert_lsn,
                 [this, conn, got_rows, seen, batch = std::move(batch)](const std::string& error) mutable {
                   if (conn != conn_) return;
                   if (!error.empty()) return lost(error);
-                  marked_ = std::chrono::steady_clock::now();
                   deliver(std::move(batch), got_rows, seen);
                 });
 }

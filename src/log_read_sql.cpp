@@ -20,7 +20,8 @@ const char* EventLogReader::read_sql() {
   // read, growing with retention. A range bounded on both sides is estimated small: an index
   // range scan.
   // The snapshot row also says how full the notification queue is, and whether the WAL was
-  // flushed past what the read saw (durable_gate.h).
+  // flushed past what the read saw; when it was not, the statement's own commit flushes it
+  // (kFlushesAtCommitSql, durable_gate.h), so its rows are durable once its answer is in.
   // Times as microseconds through date_part's float8, not extract's numeric, whose division and
   // multiplication cost about as much as the rest of a row's read. Exact until 2106-02-07
   // (2^32 s): the division and the multiplication each round once, by at most 0.24 and 0.25 us,
@@ -29,7 +30,7 @@ const char* EventLogReader::read_sql() {
   static const std::string sql =
       std::string("SELECT pg_current_snapshot()::text, NULL::bigint, NULL::text, NULL::text, NULL::text,"
                   "       NULL::text, NULL::text, NULL::bigint, pg_notification_queue_usage(), ") +
-      kFlushedSql + ", " + kInsertLsnSql +
+      kFlushesAtCommitSql + ", " + kInsertLsnSql +
       " UNION ALL"
       " SELECT NULL, l.id, l.xid::text, l.op::text, l.channel_id, l.user_id, l.xtype,"
       "        (date_part('epoch', l.occurred_at) * 1000000)::bigint, NULL, NULL, NULL"

@@ -78,6 +78,7 @@ WakeActions WakePolicy::woken(Time now, uint64_t xid, bool already_read) {
 
 void WakePolicy::read_returned(Time now, const std::vector<LogRow>& rows, const PgSnapshot& seen, double queue_usage) {
   queue_usage_ = queue_usage;
+  if (!rows.empty()) rows_returned_at_ = now;
   // Transactions that committed between the previous read's snapshot and this one's, less those
   // counted at their wake-up.
   const auto window_from = counted_since_.value_or(read_sent_);
@@ -107,7 +108,7 @@ WakeActions WakePolicy::read_delivered(Time now, bool got_rows, const PgSnapshot
   if (cfg_.mode == WakeMode::poll) {
     // Under load, read continuously: a read that returned rows is followed by the next after
     // the read gap; one that found nothing by the poll interval.
-    out.add(WakeAction::read_after, got_rows ? read_gap() : cfg_.poll_interval);
+    out.add(WakeAction::read_after, got_rows || stream_lasts(now) ? read_gap() : cfg_.poll_interval);
     return out;
   }
   if (cfg_.mode == WakeMode::notify) {
@@ -161,7 +162,7 @@ WakeActions WakePolicy::drain(Time now, bool got_rows) {
   // they notify whatever the triggers now do, and re-arming before then queues new commits
   // behind them.
   if (now < queue_drains_at_) {
-    out.add(WakeAction::read_after, got_rows ? read_gap() : cfg_.busy_poll_interval);
+    out.add(WakeAction::read_after, got_rows || stream_lasts(now) ? read_gap() : cfg_.busy_poll_interval);
     return out;
   }
   // Poll on while commits come faster than half the limit (hysteresis, so that a rate near it
@@ -173,11 +174,12 @@ WakeActions WakePolicy::drain(Time now, bool got_rows) {
     // Commits come faster than waking allows: read continuously while reads return rows, the
     // next after the read gap, so that a change waits about one read, not a busy-poll
     // interval, and each read takes what came during the one before (batches grow with the
-    // rate). A read that found nothing waits the busy-poll interval, or, once commits are well
-    // under the limit since some read (QuietStretch: a load over, or paused, while the
-    // estimate still reads it), a millisecond.
+    // rate). A read that found nothing within a busy-poll interval of one that found rows is
+    // a gap in the stream, and is followed the same way; after that, the busy-poll interval,
+    // or, once commits are well under the limit since some read (QuietStretch: a load over, or
+    // paused, while the estimate still reads it), a millisecond.
     std::chrono::milliseconds next = cfg_.busy_poll_interval;
-    if (got_rows) next = read_gap();
+    if (got_rows || stream_lasts(now)) next = read_gap();
     else if (quiet_stretch_.holds()) next = quiet_poll_every();
     out.add(WakeAction::read_after, next);
     return out;
@@ -276,6 +278,11 @@ double WakePolicy::burst_limit(Time now) const {
   const double limit = max_notify_rate(now);
   const double seen = contended_.burst_limit();
   return seen > 0 ? std::min(limit, seen) : limit;
+}
+
+bool WakePolicy::stream_lasts(Time now) const {
+  const double per_interval = commit_rate_.per_second(now) * std::chrono::duration<double>(cfg_.busy_poll_interval).count();
+  return rows_returned_at_ && now - *rows_returned_at_ < cfg_.busy_poll_interval && per_interval >= kStreamCommits;
 }
 
 std::chrono::milliseconds WakePolicy::read_gap() const {

@@ -15,10 +15,12 @@
 //  - armed: woken by every commit, each wake-up answered by a read; a read every poll interval
 //    as a safety net.
 //  - draining (a polling spell): disarmed while commits come faster than waking allows, reading
-//    continuously: the next read a gap (kReadGap) after one that returned rows, a busy-poll
-//    interval after one that found nothing.
+//    continuously: the next read a gap (kReadGap) after one that returned rows, or that found
+//    nothing within a busy-poll interval of one that did while commits come as a stream
+//    (kStreamCommits: a gap between commits, not the end of the stream); a busy-poll interval
+//    after that.
 // In notify mode the policy stays armed; in poll mode it never arms, and reads continuously
-// while reads return rows, every poll interval otherwise.
+// while reads return rows (and for a busy-poll interval after), every poll interval otherwise.
 #pragma once
 
 #include "config.h"
@@ -143,6 +145,10 @@ class WakePolicy {
   // rows before the next: short enough that a change waits about one read, long enough that
   // each read takes a batch and the database's CPU per change does not grow with the rate.
   static constexpr std::chrono::milliseconds kReadGap{1};
+  // Commits per busy-poll interval from which they are a stream: a read that finds nothing then
+  // is a gap between commits (at 2,000/s a read a millisecond and a bit apart finds nothing
+  // one time in fifteen), and waiting the interval would hold the next commits that long.
+  static constexpr double kStreamCommits = 5;
   // Draining, once commits have fallen well below the limit (QuietStretch): how often to read.
   // A read of a few rows is a round trip of a small fraction of a millisecond.
   static constexpr std::chrono::milliseconds kQuietPollEvery{1};
@@ -159,6 +165,9 @@ class WakePolicy {
   WakeActions drain(Time now, bool got_rows);
   double burst_limit(Time now) const;
   std::chrono::milliseconds read_gap() const;
+  // Whether commits come as a stream and the last read that returned rows is less than a
+  // busy-poll interval ago.
+  bool stream_lasts(Time now) const;
   std::chrono::milliseconds quiet_poll_every() const;
 
   WakePolicyConfig cfg_;
@@ -172,6 +181,7 @@ class WakePolicy {
   std::chrono::milliseconds settle_delay_{2};
 
   double queue_usage_ = 1;  // pg_notification_queue_usage() at the last read
+  std::optional<Time> rows_returned_at_;  // the last read that returned rows
   Time read_sent_{};
   // When the read before the last was sent: the last read's commits came after.
   std::optional<Time> counted_since_;

@@ -246,14 +246,19 @@ TEST(WakePolicy, AStreamOverTheLimitStopsTheWakeUpsAndIsReadContinuously) {
   EXPECT_EQ(s.rows_read, 3000);
 }
 
-TEST(WakePolicy, DrainingAReadThatReturnedRowsIsFollowedByTheNextAfterTheGapAndAnEmptyOneByTheBusyPollInterval) {
+TEST(WakePolicy, DrainingAnEmptyReadInAStreamIsAGapAndOnlyAStallLongerThanTheBusyPollIntervalWaitsIt) {
   Sim s = idle(adaptive());
   s.stream(600, 333us);  // 3,000/s: draining, reading continuously
   ASSERT_EQ(s.policy.state(), WakePolicy::State::draining);
   EXPECT_EQ(s.delays.back(), WakePolicy::kReadGap);
-  // A stall in the stream: the first empty read waits a busy-poll interval, and the reader
-  // stays disarmed (a pause is no reason to be woken by every commit).
+  // A gap of a few milliseconds: empty reads, each followed by the next after the read gap.
+  Time from = s.now;
   s.wait(5ms);
+  EXPECT_EQ(s.delays.back(), WakePolicy::kReadGap);
+  EXPECT_GE(s.reads_between(from, s.now), 4);
+  // A stall past the busy-poll interval since the last rows: the busy-poll interval, and the
+  // reader stays disarmed (a pause is no reason to be woken by every commit).
+  s.wait(20ms);
   EXPECT_EQ(s.delays.back(), 20ms);
   EXPECT_FALSE(s.armed);
   // The stream resumes: the next read finds rows, and reads are continuous again.
@@ -263,6 +268,20 @@ TEST(WakePolicy, DrainingAReadThatReturnedRowsIsFollowedByTheNextAfterTheGapAndA
   EXPECT_EQ(s.delays.back(), WakePolicy::kReadGap);
   EXPECT_LE(s.longest_wait(back + 25ms, s.now), 1.0);
   EXPECT_EQ(s.policy.polling_spells(), 1u);
+}
+
+TEST(WakePolicy, DrainingAStreamWithGapsBetweenCommitsWaitsNoReadLongerThanTheReadGapForIt) {
+  // 2,000/s in pairs 1 ms apart (commits bunched, as many writers make them): a read a
+  // millisecond after one that found rows can find nothing.
+  Sim s = idle(adaptive(1000));
+  for (int i = 0; i < 1000; ++i) {
+    s.commit();
+    s.commit();
+    s.wait(i % 7 == 6 ? 3ms : 1ms);
+  }
+  ASSERT_EQ(s.policy.state(), WakePolicy::State::draining);
+  const Time from = s.now - 500ms;
+  EXPECT_LE(s.longest_wait(from, s.now), 3.0) << "no change waits a busy-poll interval";
 }
 
 TEST(WakePolicy, TheReadGapIsNeverLongerThanTheBusyPollInterval) {
@@ -426,19 +445,21 @@ TEST(WakePolicy, AfterALoadTheReaderReadsEveryMillisecondUntilItArmsAgain) {
 }
 
 TEST(WakePolicy, AStreamAfterAPauseIsReadEveryBusyPollIntervalNotEveryMillisecond) {
-  WakePolicyConfig cfg = adaptive(400, 100ms);
+  // A busy-poll interval of 10 ms: about 450 commits a second are over the limit but not a
+  // stream (kStreamCommits), so an empty read waits the interval.
+  WakePolicyConfig cfg = adaptive(200, 10ms);
   cfg.poll_interval = 10s;
   Sim s = idle(cfg);
   s.wait(3s);
   const Time start = s.now;
   s.stream(25, 50us);      // a burst
-  s.stream(800, 1160us);  // about 860 a second, over the limit
+  s.stream(800, 2200us);  // about 450 a second, over the limit
   EXPECT_EQ(s.policy.polling_spells(), 1u);
   ASSERT_EQ(s.disarmed_at.size(), 1u);
-  // About a second of stream, each read that returns rows followed by the next a millisecond on
+  // About 1.8 s of stream, each read that returns rows followed by the next a millisecond on
   // and each empty one a busy-poll interval on; begun at the first read, a quiet stretch would
-  // read every millisecond, rows or not (about 900 reads).
-  EXPECT_LT(s.reads_between(s.disarmed_at[0], s.now), 100);
+  // read every millisecond, rows or not (about 1,800 reads).
+  EXPECT_LT(s.reads_between(s.disarmed_at[0], s.now), 900);
   EXPECT_GT(s.disarmed_at[0], start);
 }
 
@@ -536,7 +557,7 @@ TEST(WakePolicy, InPollModeUnderLoadItReadsContinuously) {
   EXPECT_EQ(s.wakeups, 0);
   // The first read, a poll interval on, finds a second's rows; from then on a read a millisecond.
   EXPECT_LE(s.longest_wait(start + 1s + 1ms, s.now), 1.0);
-  s.wait(10ms);
-  EXPECT_EQ(s.delays.back(), 1000ms) << "back to the poll interval once a read finds nothing";
+  s.wait(30ms);
+  EXPECT_EQ(s.delays.back(), 1000ms) << "back to the poll interval once reads find nothing for a busy-poll interval";
   EXPECT_EQ(s.rows_read, 8000);
 }
