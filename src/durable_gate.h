@@ -7,7 +7,8 @@
 // could see (`kFlushedSql`: the flush position read after the insert position, both read after
 // the query's snapshot was taken). When it was not, the sidecar commits a durable mark
 // (membership_notifier.mark_delivered(true)), whose flush carries all WAL before it, and only
-// then delivers. With --durable-standbys, it also waits until each named standby reports
+// then delivers; the listener's read instead makes its own commit the flush
+// (kFlushesAtCommitSql). With --durable-standbys, it also waits until each named standby reports
 // (pg_stat_replication) a flush past that point, polling every millisecond while it waits.
 // Single-threaded: callbacks on the io_context's thread, on the connection given.
 #pragma once

@@ -86,6 +86,9 @@ void setup_listener(Server& server, asio::io_context& io, const ListenerSettings
   server.clear_error_channels(websocketpp::log::elevel::all);
   server.set_error_channels(websocketpp::log::elevel::fatal);
   server.init_asio(&io);
+  // No Server header: it tells an attacker the library's version, and each connection would
+  // keep its own copy of the string.
+  server.set_user_agent("");
   server.set_reuse_addr(true);
   server.set_listen_backlog(o.backlog);
   server.set_open_handshake_timeout(o.open_handshake_ms);

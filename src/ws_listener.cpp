@@ -153,12 +153,14 @@ class WsListenerFor final : public WsListener {
  private:
   // Nothing reads an open connection's handshake (request, response, URI) again: its headers
   // and strings are a third of an idle socket's memory. (websocketpp offers no call to drop
-  // them; the request and response are the connection's own, non-const members.)
+  // them; the request and response are the connection's own, non-const members.) Moved out,
+  // not assigned over: a string assigned a short one keeps its old buffer. The moved-from
+  // parsers are empty, as a parsed request is (its read buffer is dropped once parsed).
   static void free_handshake(typename Server::connection_type& con) {
     using Request = typename Cfg::request_type;
     using Response = typename Cfg::response_type;
-    const_cast<Request&>(con.get_request()) = Request();
-    const_cast<Response&>(con.get_response()) = Response();
+    Request request(std::move(const_cast<Request&>(con.get_request())));
+    Response response(std::move(const_cast<Response&>(con.get_response())));
     static const auto no_uri = std::make_shared<websocketpp::uri>(false, "-", "/");
     con.set_uri(no_uri);
   }
