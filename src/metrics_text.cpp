@@ -26,6 +26,8 @@ std::string metrics_text(const WsServer& server, const Hub& hub, const History& 
   gauge("membership_notifier_sockets", "Open TCP connections", static_cast<double>(server.open_sockets()));
   gauge("membership_notifier_sessions", "Authenticated sessions", static_cast<double>(hub.rooms().sessions()));
   gauge("membership_notifier_users", "Users with at least one session", static_cast<double>(hub.rooms().users()));
+  gauge("membership_notifier_polling_sessions", "Socket.IO sessions on the long-polling transport",
+        static_cast<double>(server.polling_sessions()));
   counter("membership_notifier_accepted_total", "TCP connections accepted", static_cast<double>(s.accepted));
   counter("membership_notifier_refused_unauthorized_total", "Handshakes refused with 401", static_cast<double>(s.refused_unauthorized));
   counter("membership_notifier_refused_capacity_total", "Connections refused over the limit", static_cast<double>(s.refused_over_capacity));

@@ -13,6 +13,8 @@ WsServer::WsServer(asio::io_context& io, const Config& cfg, Hub& hub)
 
 WsServer::~WsServer() = default;
 
+size_t WsServer::polling_sessions() const { return polling_->sessions(); }
+
 void WsServer::listen() {
   public_->listen();
   host_->start();

@@ -66,6 +66,8 @@ class WsServer {
   size_t open_sockets() const { return host_->open_sockets(); }
   size_t sessions() const { return host_->sessions(); }
   size_t unauthenticated() const { return host_->unauthenticated(); }
+  // Socket.IO sessions on the long-polling transport (not yet upgraded, or polling only).
+  size_t polling_sessions() const;
   const ServerStats& stats() const { return host_->stats(); }
 
  private:

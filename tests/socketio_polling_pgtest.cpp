@@ -284,6 +284,8 @@ TEST_F(SocketIoPollingTest, RawPollingRequestsAreAnsweredAsTheReferenceServerAns
   ASSERT_NE(sep, std::string::npos) << got.body;
   EXPECT_EQ(got.body.substr(0, 9), R"(40{"sid":)");
   EXPECT_EQ(got.body.substr(sep + 1, 22), R"(42["channel.snapshot",)");
+  EXPECT_NE(http_get(port_, "/metrics").body.find("\nmembership_notifier_polling_sessions 1\n"), std::string::npos)
+      << "the open session counts as one polling session";
 
   auto code_of = [](const HttpResponse& r) { return r.status == 400 ? Json::parse(r.body).at("code").get<int>() : -1; };
   EXPECT_EQ(code_of(http_get(port_, "/socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAAAAAA")), 1);
@@ -299,6 +301,8 @@ TEST_F(SocketIoPollingTest, RawPollingRequestsAreAnsweredAsTheReferenceServerAns
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(code_of(http_get(port_, path)), 1);
   EXPECT_TRUE(sidecar().wait_for_log("unparseable payload"));
+  EXPECT_NE(http_get(port_, "/metrics").body.find("\nmembership_notifier_polling_sessions 0\n"), std::string::npos)
+      << "and no longer once it has ended";
 }
 
 // The server's limits hold for polling sessions as for WebSockets: each a raw client here.
