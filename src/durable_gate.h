@@ -33,8 +33,8 @@ inline constexpr const char* kInsertLsnSql = "pg_current_wal_insert_lsn()::text"
 // message gives the statement an xid and a WAL record, so with synchronous_commit local its
 // commit record is flushed before the answer (ReadyForQuery) comes back, and with it all WAL
 // before. One round trip instead of a read and a mark; nothing when the WAL was flushed.
-inline constexpr const char* kFlushesAtCommitSql =
-    "CASE WHEN pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn() THEN false"
+inline const std::string kFlushesAtCommitSql =
+    std::string("CASE WHEN ") + kFlushedSql + " THEN false" +
     " ELSE pg_catalog.set_config('synchronous_commit', 'local', true) IS NOT NULL"
     " AND pg_catalog.pg_logical_emit_message(true, 'membership_notifier', '') IS NOT NULL END";
 

@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdlib>
 #include <utility>
 
@@ -15,12 +14,6 @@ namespace {
 constexpr const char* kReadStatement = "membership_notifier_read";
 // A forged wake-up is logged at most this often (each is counted).
 constexpr std::chrono::seconds kForgedLogEvery{10};
-
-template <typename T>
-bool parse_int(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 }  // namespace
 

@@ -3,18 +3,7 @@
 #include "event.h"
 #include "pg_connection.h"
 
-#include <charconv>
-
 namespace mn {
-namespace {
-
-template <typename T>
-bool parse_int(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-}  // namespace
 
 std::optional<LogRow> parse_row(const PgResult& r, int i) {
   LogRow row;

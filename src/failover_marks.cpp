@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 
 namespace mn {
 namespace {
@@ -15,12 +14,6 @@ namespace {
 // delivered: after a failover, what was delivered since the last mark that reached the new
 // primary counts as lost, and its clients get a snapshot.
 constexpr std::chrono::milliseconds kMarkEvery{200};
-
-template <typename T>
-bool parse_int(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;

@@ -16,12 +16,14 @@
 #include <asio.hpp>
 #include <libpq-fe.h>
 
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mn {
@@ -132,5 +134,12 @@ class PgConnection : public std::enable_shared_from_this<PgConnection> {
 
 // A PostgreSQL array literal of these strings, every element quoted, for a $n::text[] parameter.
 std::string text_array(const std::vector<std::string>& items);
+
+// A column's text as an integer, all of it (no sign or spaces a T cannot take, nothing after).
+template <typename T>
+bool parse_int(std::string_view text, T& out) {
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && p == text.data() + text.size();
+}
 
 }  // namespace mn
